@@ -1,0 +1,67 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	kafkago "github.com/segmentio/kafka-go"
+)
+
+// EnsureTopics creates the topics that do not exist yet; an existing topic is left as it is
+// (its partition count and configuration are not compared). It is what `uvr` calls at start,
+// so that no component depends on broker-side auto-creation and its default partition count.
+//
+// It returns once the broker that answered lists every created topic in its metadata, so a
+// consumer group formed right after sees their partitions.
+func EnsureTopics(ctx context.Context, brokers []string, topics []TopicSpec) error {
+	if errs := validateBrokers(brokers); len(errs) > 0 {
+		return fmt.Errorf("ensure topics: %w", errors.Join(errs...))
+	}
+	transport := &kafkago.Transport{}
+	defer transport.CloseIdleConnections()
+	client := &kafkago.Client{Addr: kafkago.TCP(brokers...), Transport: transport}
+	return ensureTopics(ctx, client, topics)
+}
+
+func ensureTopics(ctx context.Context, client *kafkago.Client, topics []TopicSpec) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	var errs []error
+	req := &kafkago.CreateTopicsRequest{}
+	for _, t := range topics {
+		if err := t.validate(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cfg := kafkago.TopicConfig{
+			Topic:             t.Name,
+			NumPartitions:     t.Partitions,
+			ReplicationFactor: max(t.ReplicationFactor, 1),
+		}
+		if t.Compacted {
+			cfg.ConfigEntries = append(cfg.ConfigEntries, kafkago.ConfigEntry{ConfigName: "cleanup.policy", ConfigValue: "compact"})
+		}
+		req.Topics = append(req.Topics, cfg)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("ensure topics: %w", errors.Join(errs...))
+	}
+
+	// kafka-go routes CreateTopics to the controller and, for the topics it created, waits
+	// until they show up in its metadata before returning.
+	resp, err := client.CreateTopics(ctx, req)
+	if err != nil {
+		return fmt.Errorf("ensure topics: create: %w", err)
+	}
+	for name, terr := range resp.Errors {
+		if terr != nil && !errors.Is(terr, kafkago.TopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("topic %q: %w", name, terr))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("ensure topics: %w", errors.Join(errs...))
+	}
+	return nil
+}
