@@ -1,0 +1,332 @@
+package rawevents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Inserter writes rows to storage. InsertBatch must be safe to call again
+// with rows it already stored (storage keeps one row per identity and rev),
+// and returns nil only once every row is durably stored.
+type Inserter interface {
+	InsertBatch(ctx context.Context, rows []Row) error
+}
+
+// BatcherConfig configures a Batcher. A zero field takes its default.
+type BatcherConfig struct {
+	// Inserter receives the batches. Required.
+	Inserter Inserter
+	// BatchSize flushes a batch once it holds this many rows. Default 5000.
+	// One Add's rows always go into one batch, so a batch may exceed it by
+	// the rows of the Add that filled it.
+	BatchSize int
+	// FlushInterval flushes a batch this long after its first row, full or
+	// not. Default 250ms.
+	FlushInterval time.Duration
+	// FlushTimeout bounds one InsertBatch. Default 30s.
+	FlushTimeout time.Duration
+	// DedupeSize is how many recently inserted identities (source, id, rev)
+	// are remembered to drop redeliveries without inserting them again.
+	// Default 200000; negative disables the memory (rows pending in the
+	// current batches are still deduplicated).
+	DedupeSize int
+	// Metrics default to unregistered ones.
+	Metrics *Metrics
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+}
+
+// Defaults of BatcherConfig.
+const (
+	DefaultBatchSize     = 5000
+	DefaultFlushInterval = 250 * time.Millisecond
+	DefaultFlushTimeout  = 30 * time.Second
+	DefaultDedupeSize    = 200_000
+)
+
+// ErrClosed is returned by Add after Close.
+var ErrClosed = errors.New("batcher closed")
+
+// Batcher groups rows into large inserts while letting each caller learn
+// whether its own rows were stored: Add returns only when the batch holding
+// them has been flushed, with that flush's error. A Watermill handler can thus
+// ack a message (and let its offset be committed) only after ClickHouse
+// acknowledged its rows, and nack it on a failure so that it is redelivered.
+//
+// One flush runs at a time. A failed flush drops nothing: every waiter gets
+// the error and nothing is remembered as inserted, so the redelivered rows are
+// inserted again. A Batcher is safe for concurrent use.
+type Batcher struct {
+	ins      Inserter
+	size     int
+	interval time.Duration
+	timeout  time.Duration
+	metrics  *Metrics
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	pending *batch // accepting rows; nil when empty
+	// unflushed maps each row of the pending and flushing batches to its
+	// batch: a duplicate of such a row waits for that batch instead of being
+	// inserted again (or acked before the first copy is stored).
+	unflushed map[rowKey]*batch
+	recent    *recentSet // identities stored by successful flushes
+	closed    bool
+
+	flushMu sync.Mutex     // one flush at a time
+	flushes sync.WaitGroup // detached batches not yet flushed
+}
+
+type batch struct {
+	// ctx is the first Add's context without its cancellation: the batch
+	// carries other callers' rows too, so one caller giving up must not
+	// abort their insert. FlushTimeout bounds it instead.
+	ctx   context.Context
+	rows  []Row
+	timer *time.Timer
+	done  chan struct{} // closed when flushed; err is then set
+	err   error
+}
+
+// NewBatcher returns a Batcher; Close it to flush what is pending.
+func NewBatcher(cfg BatcherConfig) (*Batcher, error) {
+	var errs []error
+	if cfg.Inserter == nil {
+		errs = append(errs, errors.New("batcher: inserter is required"))
+	}
+	if cfg.BatchSize < 0 {
+		errs = append(errs, errors.New("batcher: batch size must not be negative"))
+	}
+	if cfg.FlushInterval < 0 {
+		errs = append(errs, errors.New("batcher: flush interval must not be negative"))
+	}
+	if cfg.FlushTimeout < 0 {
+		errs = append(errs, errors.New("batcher: flush timeout must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	b := &Batcher{
+		ins:       cfg.Inserter,
+		size:      or(cfg.BatchSize, DefaultBatchSize),
+		interval:  or(cfg.FlushInterval, DefaultFlushInterval),
+		timeout:   or(cfg.FlushTimeout, DefaultFlushTimeout),
+		metrics:   cfg.Metrics,
+		log:       cfg.Logger,
+		unflushed: map[rowKey]*batch{},
+		recent:    newRecentSet(max(0, or(cfg.DedupeSize, DefaultDedupeSize))),
+	}
+	if b.metrics == nil {
+		b.metrics, _ = NewMetrics(nil) // cannot fail without a registry
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	b.log = b.log.With("component", "projector")
+	return b, nil
+}
+
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Add queues rows and blocks until they are stored, returning the error of
+// the flush that stored them, or ctx's error if ctx ends first (the rows may
+// still be stored later; storing them twice is harmless). Rows whose identity
+// and rev are already pending or were recently stored are dropped; if the
+// copy is still pending, Add waits for its flush instead.
+func (b *Batcher) Add(ctx context.Context, rows []Row) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	var (
+		wait    []*batch
+		dropped int
+	)
+	for i := range rows {
+		k := rows[i].key()
+		if other, ok := b.unflushed[k]; ok {
+			dropped++
+			wait = appendOnce(wait, other)
+			continue
+		}
+		if b.recent.contains(k) {
+			dropped++
+			continue
+		}
+		if b.pending == nil {
+			b.pending = b.newBatch(ctx)
+		}
+		b.pending.rows = append(b.pending.rows, rows[i])
+		b.unflushed[k] = b.pending
+		wait = appendOnce(wait, b.pending)
+	}
+	if p := b.pending; p != nil && len(p.rows) >= b.size {
+		b.detachLocked(p)
+		go b.flush(p)
+	}
+	b.mu.Unlock()
+
+	if dropped > 0 {
+		b.metrics.duplicatesDropped.Add(float64(dropped))
+	}
+	for _, bt := range wait {
+		select {
+		case <-bt.done:
+			if bt.err != nil {
+				return bt.err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func appendOnce(bs []*batch, b *batch) []*batch {
+	for _, x := range bs {
+		if x == b {
+			return bs
+		}
+	}
+	return append(bs, b)
+}
+
+// newBatch starts a batch whose timer flushes it FlushInterval from now
+// unless it was flushed for its size before.
+func (b *Batcher) newBatch(ctx context.Context) *batch {
+	bt := &batch{ctx: context.WithoutCancel(ctx), done: make(chan struct{})}
+	bt.timer = time.AfterFunc(b.interval, func() {
+		b.mu.Lock()
+		if b.pending != bt {
+			b.mu.Unlock()
+			return
+		}
+		b.detachLocked(bt)
+		b.mu.Unlock()
+		b.flush(bt)
+	})
+	return bt
+}
+
+// detachLocked stops bt from accepting rows; the caller must then flush it.
+func (b *Batcher) detachLocked(bt *batch) {
+	b.pending = nil
+	bt.timer.Stop()
+	b.flushes.Add(1)
+}
+
+func (b *Batcher) flush(bt *batch) {
+	defer b.flushes.Done()
+	b.flushMu.Lock()
+	defer b.flushMu.Unlock()
+
+	ctx, cancel := context.WithTimeout(bt.ctx, b.timeout)
+	start := time.Now()
+	err := b.ins.InsertBatch(ctx, bt.rows)
+	elapsed := time.Since(start)
+	cancel()
+
+	b.metrics.batchRows.Observe(float64(len(bt.rows)))
+	b.metrics.flushSeconds.Observe(elapsed.Seconds())
+
+	// Only a successful flush makes rows "recently stored": after a failure
+	// the redelivered rows must be inserted again.
+	b.mu.Lock()
+	for i := range bt.rows {
+		k := bt.rows[i].key()
+		if b.unflushed[k] == bt {
+			delete(b.unflushed, k)
+		}
+		if err == nil {
+			b.recent.add(k)
+		}
+	}
+	b.mu.Unlock()
+
+	if err != nil {
+		b.metrics.insertErrors.Inc()
+		b.log.Error("flush to clickhouse failed; its messages will be redelivered", "rows", len(bt.rows), "duration", elapsed, "error", err)
+		bt.err = fmt.Errorf("flush %d rows: %w", len(bt.rows), err)
+	} else {
+		counts := map[string]int{}
+		for i := range bt.rows {
+			counts[bt.rows[i].Table()]++
+		}
+		for table, n := range counts {
+			b.metrics.rowsInserted.WithLabelValues(table).Add(float64(n))
+		}
+		b.metrics.lastFlush.SetToCurrentTime()
+		b.log.Debug("flushed to clickhouse", "rows", len(bt.rows), "duration", elapsed)
+	}
+	close(bt.done)
+}
+
+// Close flushes the pending batch, waits for every flush in progress and
+// returns the error of the last flush. Add fails with ErrClosed afterwards.
+func (b *Batcher) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	p := b.pending
+	if p != nil {
+		b.detachLocked(p)
+	}
+	b.mu.Unlock()
+
+	if p != nil {
+		b.flush(p)
+	}
+	b.flushes.Wait()
+	if p != nil {
+		return p.err
+	}
+	return nil
+}
+
+// recentSet remembers the last n keys added, forgetting the oldest first.
+type recentSet struct {
+	max  int
+	keys map[rowKey]struct{}
+	ring []rowKey // insertion order; next is the oldest once full
+	next int
+}
+
+func newRecentSet(n int) *recentSet {
+	return &recentSet{max: n, keys: map[rowKey]struct{}{}}
+}
+
+func (s *recentSet) contains(k rowKey) bool {
+	_, ok := s.keys[k]
+	return ok
+}
+
+func (s *recentSet) add(k rowKey) {
+	if s.max == 0 || s.contains(k) {
+		return
+	}
+	if len(s.ring) < s.max {
+		s.ring = append(s.ring, k)
+	} else {
+		delete(s.keys, s.ring[s.next])
+		s.ring[s.next] = k
+		s.next = (s.next + 1) % len(s.ring)
+	}
+	s.keys[k] = struct{}{}
+}

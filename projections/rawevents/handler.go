@@ -1,0 +1,82 @@
+package rawevents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/uvrhq/uvr/pipeline/event"
+	"github.com/uvrhq/uvr/pipeline/router"
+)
+
+// Message metadata the projector reads, when the subscriber sets it, to
+// record where a row came from. Absent or malformed values are stored as -1.
+const (
+	PartitionMetadata = "kafka_partition"
+	OffsetMetadata    = "kafka_offset"
+)
+
+// RowAdder stores rows. Add returns nil only once every row is durably
+// stored (or was already); any error means "not stored yet, try again". The
+// Batcher implements it.
+type RowAdder interface {
+	Add(ctx context.Context, rows []Row) error
+}
+
+var _ RowAdder = (*Batcher)(nil)
+
+// HandlerConfig configures NewHandler.
+type HandlerConfig struct {
+	// Rows receives each message's rows. Required.
+	Rows RowAdder
+	// Now stamps ingested_at. Default time.Now.
+	Now func() time.Time
+}
+
+// NewHandler returns the Watermill handler of the projection: it parses the
+// message's event, turns it into its row and returns once the row is stored,
+// so the router acks (and the offset is committed) only after ClickHouse
+// acknowledged the insert.
+//
+// A message that can never be stored (not a valid event, or a time outside
+// what the columns hold) returns a router.Permanent error: the router sends it
+// to the poison topic instead of retrying. Any other error (ClickHouse down)
+// is plain, so the message is retried and, failing that, nacked and
+// redelivered; it is never lost.
+func NewHandler(cfg HandlerConfig) (message.NoPublishHandlerFunc, error) {
+	if cfg.Rows == nil {
+		return nil, errors.New("projector handler: rows is required")
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return func(msg *message.Message) error {
+		ev, err := event.Parse(msg.Payload)
+		if err != nil {
+			return router.Permanent(fmt.Errorf("message %s: %w", msg.UUID, err))
+		}
+		row, err := NewRow(ev, now(), int32(metadataInt(msg, PartitionMetadata, 32)), metadataInt(msg, OffsetMetadata, 64))
+		if err != nil {
+			return router.Permanent(fmt.Errorf("message %s: %w", msg.UUID, err))
+		}
+		if err := cfg.Rows.Add(msg.Context(), []Row{row}); err != nil {
+			return fmt.Errorf("message %s: project event %s/%s: %w", msg.UUID, ev.Source, ev.ID, err)
+		}
+		return nil
+	}, nil
+}
+
+// metadataInt reads an integer of bitSize bits from the metadata; -1 when
+// absent or malformed (a debugging column is not worth failing a message).
+func metadataInt(msg *message.Message, key string, bitSize int) int64 {
+	n, err := strconv.ParseInt(msg.Metadata.Get(key), 10, bitSize)
+	if err != nil {
+		return -1
+	}
+	return n
+}
