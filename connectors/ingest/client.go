@@ -87,20 +87,10 @@ func (c *Client) Send(ctx context.Context, events []event.Event) error {
 }
 
 func (c *Client) sendBatch(ctx context.Context, events []event.Event) error {
-	var buf bytes.Buffer
-	buf.WriteByte('[')
-	for i, ev := range events {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		b, err := ev.Marshal()
-		if err != nil {
-			return err
-		}
-		buf.Write(b)
+	body, err := event.MarshalBatch(events)
+	if err != nil {
+		return err
 	}
-	buf.WriteByte(']')
-	body := buf.Bytes()
 
 	backoff := 200 * time.Millisecond
 	var lastErr error

@@ -124,3 +124,30 @@ func Suffix() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// ScrapeTarget makes the real Prometheus scrape addr (host:port) as job
+// "uvr" with the label test=name, through a file_sd targets file that
+// deploy/services points Prometheus at; the file is removed when the test
+// ends. Prometheus picks it up within its 5 s refresh interval.
+func ScrapeTarget(t testing.TB, name, addr string) {
+	t.Helper()
+	PrometheusURL(t)
+	dir := os.Getenv("UVR_PROMETHEUS_DIR")
+	if dir == "" {
+		varDir := os.Getenv("UVR_VAR")
+		if varDir == "" {
+			varDir = filepath.Join(Root(), "var")
+		}
+		dir = filepath.Join(varDir, "prometheus")
+	}
+	file := filepath.Join(dir, "targets", "test-"+Suffix()+".yml")
+	body := fmt.Sprintf("- targets: ['%s']\n  labels:\n    test: '%s'\n", addr, name)
+	// Written under another name and renamed, so Prometheus never reads half a file.
+	if err := os.WriteFile(file+".tmp", []byte(body), 0o644); err != nil {
+		t.Fatalf("write prometheus target: %v", err)
+	}
+	if err := os.Rename(file+".tmp", file); err != nil {
+		t.Fatalf("write prometheus target: %v", err)
+	}
+	t.Cleanup(func() { _ = os.Remove(file) })
+}

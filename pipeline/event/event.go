@@ -12,7 +12,9 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -119,4 +121,23 @@ func (e Event) PartitionKey() string {
 func (e Event) Marshal() ([]byte, error) {
 	e.Time = e.Time.UTC()
 	return json.Marshal(e)
+}
+
+// MarshalBatch returns the events as a JSON array, the body of a batched
+// POST /api/events (application/cloudevents-batch+json).
+func MarshalBatch(events []Event) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteByte('[')
+	for i, ev := range events {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		b, err := ev.Marshal()
+		if err != nil {
+			return nil, fmt.Errorf("marshal event %d (%s/%s): %w", i, ev.Source, ev.ID, err)
+		}
+		buf.Write(b)
+	}
+	buf.WriteByte(']')
+	return buf.Bytes(), nil
 }

@@ -1,0 +1,87 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/uvrhq/uvr/pipeline/event"
+)
+
+// Error kinds. Handlers wrap failures in an *Error of one kind; statusOf is
+// the one place that turns a kind into an HTTP status (wtf's error.go).
+const (
+	KindInvalid     = "invalid"
+	KindTooLarge    = "too_large"
+	KindUnsupported = "unsupported_media_type"
+	KindNotFound    = "not_found"
+	KindUnavailable = "unavailable"
+	KindInternal    = "internal"
+)
+
+// Error is an API error: a kind, a message safe to show to the client, and
+// for invalid input the list of problems with their field paths.
+type Error struct {
+	Kind     string
+	Detail   string
+	Problems []event.Problem
+	Err      error // the cause, logged but never shown
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Detail + ": " + e.Err.Error()
+	}
+	return e.Detail
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf-free constructors keep call sites short.
+func invalid(detail string) error { return &Error{Kind: KindInvalid, Detail: detail} }
+
+func unavailable(detail string, err error) error {
+	return &Error{Kind: KindUnavailable, Detail: detail, Err: err}
+}
+
+func statusOf(kind string) int {
+	switch kind {
+	case KindInvalid:
+		return http.StatusBadRequest
+	case KindTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case KindUnsupported:
+		return http.StatusUnsupportedMediaType
+	case KindNotFound:
+		return http.StatusNotFound
+	case KindUnavailable:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// errorBody is the JSON of every error response. "detail" is the shape REST
+// clients of the original product parse; "errors" lists each problem.
+type errorBody struct {
+	Detail string          `json:"detail"`
+	Errors []event.Problem `json:"errors,omitempty"`
+}
+
+// writeError renders err with the status of its kind. Errors that are not an
+// *Error are internal: logged with their cause, shown as a generic message.
+func (s *Server) writeError(c *gin.Context, err error) {
+	apiErr := &Error{Kind: KindInternal, Detail: "internal error", Err: err}
+	if !errors.As(err, &apiErr) && errors.Is(err, context.DeadlineExceeded) {
+		apiErr = &Error{Kind: KindUnavailable, Detail: "request timed out", Err: err}
+	}
+	status := statusOf(apiErr.Kind)
+	if status >= 500 {
+		s.logger.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
+			slog.String("route", c.FullPath()), slog.Int("status", status), slog.String("error", err.Error()))
+	}
+	c.AbortWithStatusJSON(status, errorBody{Detail: apiErr.Detail, Errors: apiErr.Problems})
+}

@@ -1,0 +1,347 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	kafkago "github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/uvrhq/uvr/api"
+	"github.com/uvrhq/uvr/pipeline/broker"
+	"github.com/uvrhq/uvr/pipeline/kafka"
+	"github.com/uvrhq/uvr/pipeline/router"
+	"github.com/uvrhq/uvr/projections/chstore"
+	"github.com/uvrhq/uvr/projections/rawevents"
+)
+
+// Roles says which components a Main runs.
+type Roles struct {
+	API       bool // the HTTP API (publishes to Kafka, reads ClickHouse)
+	Projector bool // Kafka → ClickHouse
+	// Embedded starts the in-process broker when no brokers are configured.
+	Embedded bool
+}
+
+// Main is the whole program, wired by hand, so that end-to-end tests can run
+// it in-process on port 0 (wtf's cmd/wtfd). Open builds and starts every
+// component; Wait blocks until one fails or the context ends; Close stops
+// them in reverse order.
+type Main struct {
+	Config Config
+	Roles  Roles
+	Logger *slog.Logger
+
+	// Set by Open.
+	Registry *prometheus.Registry
+	Brokers  []string
+	Addr     string // the API's bound address (host:port)
+
+	broker     *broker.Broker
+	ch         driver.Conn
+	publisher  *kafka.Publisher
+	subscriber *kafka.Subscriber
+	router     *message.Router
+	batcher    *rawevents.Batcher
+	server     *api.Server
+	metricsSrv *http.Server
+	listener   net.Listener
+
+	group  *errgroup.Group
+	cancel context.CancelFunc
+}
+
+// NewMain returns an unopened Main.
+func NewMain(cfg Config, roles Roles, logger *slog.Logger) *Main {
+	return &Main{Config: cfg, Roles: roles, Logger: logger}
+}
+
+// URL is the base URL of the running API.
+func (m *Main) URL() string { return "http://" + m.Addr }
+
+// Open connects to (or starts) the broker, opens and migrates ClickHouse,
+// and starts the projector and the API. It returns once they run.
+func (m *Main) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			_ = m.Close()
+		}
+	}()
+	cfg := m.Config
+	m.Registry = prometheus.NewRegistry()
+	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Registry.MustRegister(buildInfo())
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+	m.group, runCtx = errgroup.WithContext(runCtx)
+
+	if err := m.openBroker(ctx); err != nil {
+		return err
+	}
+	if err := kafka.EnsureTopics(ctx, m.Brokers, []kafka.TopicSpec{
+		{Name: cfg.EventsTopic, Partitions: cfg.TopicPartitions},
+		{Name: cfg.PoisonTopic, Partitions: 1},
+	}); err != nil {
+		return fmt.Errorf("create topics on %s: %w", strings.Join(m.Brokers, ","), err)
+	}
+
+	m.ch, err = chstore.Open(ctx, cfg.clickhouse(cfg.ClickHouseDatabase))
+	if err != nil {
+		return fmt.Errorf("open clickhouse at %s: %w", cfg.ClickHouseAddr, err)
+	}
+	if err := chstore.Migrate(ctx, m.ch, cfg.ClickHouseDatabase, m.Logger); err != nil {
+		return fmt.Errorf("migrate clickhouse database %s: %w", cfg.ClickHouseDatabase, err)
+	}
+	store := rawevents.NewClickHouseStore(m.ch)
+
+	m.publisher, err = kafka.NewPublisher(kafka.PublisherConfig{
+		Brokers: m.Brokers, Logger: m.Logger, Registerer: m.Registry,
+	})
+	if err != nil {
+		return fmt.Errorf("kafka publisher: %w", err)
+	}
+
+	if m.Roles.Projector {
+		if err := m.openProjector(runCtx, store); err != nil {
+			return err
+		}
+	}
+	if m.Roles.API {
+		if err := m.openAPI(runCtx, store); err != nil {
+			return err
+		}
+	} else if err := m.openMetricsOnly(runCtx); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (m *Main) openBroker(ctx context.Context) error {
+	if len(m.Config.KafkaBrokers) > 0 {
+		m.Brokers = m.Config.KafkaBrokers
+		return nil
+	}
+	if !m.Roles.Embedded {
+		return errors.New("no Kafka brokers configured: set --kafka-brokers or UVR_KAFKA_BROKERS (only `uvr run` starts an embedded broker)")
+	}
+	b, err := broker.Start(ctx, broker.Config{
+		DataDir:    filepath.Join(m.Config.DataDir, "kafka"),
+		Addr:       m.Config.EmbeddedKafkaAddr,
+		Partitions: m.Config.TopicPartitions,
+		Logger:     m.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("start embedded kafka broker on %s: %w", m.Config.EmbeddedKafkaAddr, err)
+	}
+	m.broker = b
+	m.Brokers = b.Addrs()
+	m.Logger.Info("embedded kafka broker started", "addrs", m.Brokers, "data_dir", filepath.Join(m.Config.DataDir, "kafka"))
+	return nil
+}
+
+func (m *Main) openProjector(ctx context.Context, store *rawevents.ClickHouseStore) error {
+	cfg := m.Config
+	metrics, err := rawevents.NewMetrics(m.Registry)
+	if err != nil {
+		return err
+	}
+	m.batcher, err = rawevents.NewBatcher(rawevents.BatcherConfig{
+		Inserter:      store,
+		BatchSize:     cfg.BatchSize,
+		FlushInterval: cfg.FlushInterval,
+		Metrics:       metrics,
+		Logger:        m.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	m.subscriber, err = kafka.NewSubscriber(kafka.SubscriberConfig{
+		Brokers:       m.Brokers,
+		ConsumerGroup: cfg.ConsumerGroup,
+		MaxInFlight:   cfg.ConsumerMaxInFlight,
+		Logger:        m.Logger,
+		Registerer:    m.Registry,
+	})
+	if err != nil {
+		return fmt.Errorf("kafka subscriber: %w", err)
+	}
+	m.router, err = router.New(router.Config{
+		Logger:          m.Logger,
+		Registerer:      m.Registry,
+		PoisonPublisher: m.publisher,
+		PoisonTopic:     cfg.PoisonTopic,
+	})
+	if err != nil {
+		return err
+	}
+	handler, err := rawevents.NewHandler(rawevents.HandlerConfig{Rows: m.batcher})
+	if err != nil {
+		return err
+	}
+	m.router.AddNoPublisherHandler("rawevents", cfg.EventsTopic, m.subscriber, handler)
+	m.group.Go(func() error {
+		if err := m.router.Run(ctx); err != nil {
+			return fmt.Errorf("projector: %w", err)
+		}
+		return nil
+	})
+	select {
+	case <-m.router.Running():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	m.Logger.Info("projector running", "topic", cfg.EventsTopic, "group", cfg.ConsumerGroup)
+	return nil
+}
+
+func (m *Main) healthChecks() []api.HealthCheck {
+	return []api.HealthCheck{
+		{Name: "kafka", Check: func(ctx context.Context) error { return pingKafka(ctx, m.Brokers) }},
+		{Name: "clickhouse", Check: func(ctx context.Context) error { return m.ch.Ping(ctx) }},
+	}
+}
+
+func (m *Main) openAPI(ctx context.Context, store *rawevents.ClickHouseStore) error {
+	cfg := m.Config
+	var err error
+	m.server, err = api.New(api.Config{
+		Addr:              cfg.HTTPAddr,
+		Version:           version,
+		EventsTopic:       cfg.EventsTopic,
+		MaxBatchEvents:    cfg.MaxBatchEvents,
+		ReportingCurrency: cfg.Currency,
+		Publisher:         m.publisher,
+		Dashboard:         store,
+		Health:            m.healthChecks(),
+		Logger:            m.Logger,
+		Registerer:        m.Registry,
+		Gatherer:          m.Registry,
+	})
+	if err != nil {
+		return err
+	}
+	m.listener, err = m.server.Listen()
+	if err != nil {
+		return err
+	}
+	m.Addr = m.listener.Addr().String()
+	m.group.Go(func() error { return m.server.Serve(m.listener) })
+	return nil
+}
+
+// openMetricsOnly serves /metrics and /health for a projector-only process,
+// so that every stage can be scraped.
+func (m *Main) openMetricsOnly(ctx context.Context) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		for _, h := range m.healthChecks() {
+			if err := h.Check(r.Context()); err != nil {
+				http.Error(w, h.Name+" unreachable", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	ln, err := net.Listen("tcp", m.Config.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("listen for metrics on %s: %w", m.Config.MetricsAddr, err)
+	}
+	m.listener = ln
+	m.Addr = ln.Addr().String()
+	m.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	m.group.Go(func() error {
+		if err := m.metricsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	return nil
+}
+
+// Wait blocks until ctx ends or a component fails, and returns the failure.
+func (m *Main) Wait(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- m.group.Wait() }()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-done:
+		return err
+	}
+}
+
+// Close stops every component, the API first (no new events), then the
+// projector (which flushes what it holds), then the connections.
+func (m *Main) Close() error {
+	var errs []error
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if m.server != nil {
+		errs = append(errs, m.server.Shutdown(shutdownCtx))
+	}
+	if m.metricsSrv != nil {
+		errs = append(errs, m.metricsSrv.Shutdown(shutdownCtx))
+	}
+	if m.router != nil {
+		errs = append(errs, m.router.Close())
+	}
+	if m.batcher != nil {
+		errs = append(errs, m.batcher.Close())
+	}
+	if m.subscriber != nil {
+		errs = append(errs, m.subscriber.Close())
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	if m.group != nil {
+		errs = append(errs, m.group.Wait())
+	}
+	if m.publisher != nil {
+		errs = append(errs, m.publisher.Close())
+	}
+	if m.ch != nil {
+		errs = append(errs, m.ch.Close())
+	}
+	if m.broker != nil {
+		errs = append(errs, m.broker.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// pingKafka succeeds when one of the brokers answers a metadata request.
+func pingKafka(ctx context.Context, brokers []string) error {
+	var errs []error
+	for _, addr := range brokers {
+		client := &kafkago.Client{Addr: kafkago.TCP(addr), Timeout: 2 * time.Second}
+		if _, err := client.Metadata(ctx, &kafkago.MetadataRequest{}); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			continue
+		}
+		return nil
+	}
+	return errors.Join(errs...)
+}
+
+func buildInfo() prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "uvr_build_info",
+		Help: "Build information of the running uvr binary; always 1.",
+	}, []string{"version"})
+	g.WithLabelValues(version).Set(1)
+	return g
+}

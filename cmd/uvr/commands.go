@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/uvrhq/uvr/connectors/ingest"
+	"github.com/uvrhq/uvr/projections/chstore"
+)
+
+func runCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command {
+	var withDemo bool
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the API and the projector in one process (with an embedded Kafka broker when no brokers are configured)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := logger()
+			return serve(cmd.Context(), *cfg, Roles{API: true, Projector: true, Embedded: true}, log, func(ctx context.Context, m *Main) error {
+				fmt.Fprintf(cmd.OutOrStdout(), "uvr is running: %s  (dashboard API: %s/api/dashboard, metrics: %s/metrics)\n", m.URL(), m.URL(), m.URL())
+				if !withDemo {
+					return nil
+				}
+				client, err := ingest.New(ingest.Config{URL: m.URL()})
+				if err != nil {
+					return err
+				}
+				opts := demoOptions{Seed: 1, Customers: 200, Days: 90}
+				return runDemo(ctx, client, opts, cmd.ErrOrStderr(), log)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&withDemo, "demo", false, "load the demo data set once the API is up (idempotent: ids are stable)")
+	return cmd
+}
+
+func apiCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command {
+	return &cobra.Command{
+		Use:   "api",
+		Short: "Run the HTTP API (needs --kafka-brokers)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), *cfg, Roles{API: true}, logger(), nil)
+		},
+	}
+}
+
+func projectCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command {
+	return &cobra.Command{
+		Use:   "project",
+		Short: "Run the projector: Kafka events into ClickHouse (needs --kafka-brokers)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), *cfg, Roles{Projector: true}, logger(), nil)
+		},
+	}
+}
+
+// serve opens a Main with the given roles, runs started (if any) once it is
+// up, and blocks until the context ends or a component fails.
+func serve(ctx context.Context, cfg Config, roles Roles, log *slog.Logger, started func(context.Context, *Main) error) error {
+	m := NewMain(cfg, roles, log)
+	if err := m.Open(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if err := m.Close(); err != nil {
+			log.Error("shutdown", "error", err.Error())
+		}
+	}()
+	if started != nil {
+		if err := started(ctx, m); err != nil {
+			return err
+		}
+	}
+	return m.Wait(ctx)
+}
+
+func migrateCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply the embedded ClickHouse migrations (idempotent)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			conn, err := chstore.Open(ctx, cfg.clickhouse(cfg.ClickHouseDatabase))
+			if err != nil {
+				return fmt.Errorf("open clickhouse at %s: %w", cfg.ClickHouseAddr, err)
+			}
+			defer conn.Close()
+			if err := chstore.Migrate(ctx, conn, cfg.ClickHouseDatabase, logger()); err != nil {
+				return fmt.Errorf("migrate clickhouse database %s: %w", cfg.ClickHouseDatabase, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "clickhouse database %s is up to date\n", cfg.ClickHouseDatabase)
+			return nil
+		},
+	}
+}

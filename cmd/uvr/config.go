@@ -1,0 +1,187 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/uvrhq/uvr/projections/chstore"
+)
+
+// Config is the one typed configuration tree of the uvr binary. Defaults live
+// in defaultConfig; every field can be set by a flag and by the UVR_*
+// environment variable named in its help (a flag wins over the environment).
+type Config struct {
+	HTTPAddr    string
+	MetricsAddr string // uvr project: /metrics and /health
+	DataDir     string
+
+	KafkaBrokers        []string // empty: start the embedded broker (uvr run)
+	EmbeddedKafkaAddr   string
+	EventsTopic         string
+	PoisonTopic         string
+	TopicPartitions     int
+	ConsumerGroup       string
+	ConsumerMaxInFlight int
+
+	ClickHouseAddr     string
+	ClickHouseDatabase string
+	ClickHouseUser     string
+	ClickHousePassword string
+
+	BatchSize      int
+	FlushInterval  time.Duration
+	MaxBatchEvents int
+	Currency       string
+
+	LogLevel  string
+	LogFormat string
+}
+
+func defaultConfig() Config {
+	return Config{
+		HTTPAddr:            "127.0.0.1:8000",
+		MetricsAddr:         "127.0.0.1:8001",
+		DataDir:             "var/uvr",
+		EmbeddedKafkaAddr:   "127.0.0.1:9192",
+		EventsTopic:         "uvr.events.v1",
+		PoisonTopic:         "uvr.events.v1.poison",
+		TopicPartitions:     6,
+		ConsumerGroup:       "uvr-projector",
+		ConsumerMaxInFlight: 5000,
+		ClickHouseAddr:      "127.0.0.1:9000",
+		ClickHouseDatabase:  "uvr",
+		ClickHouseUser:      "default",
+		BatchSize:           5000,
+		FlushInterval:       250 * time.Millisecond,
+		MaxBatchEvents:      5000,
+		Currency:            "USD",
+		LogLevel:            "info",
+		LogFormat:           "text",
+	}
+}
+
+// bind registers the flags of cfg on fs. Each flag carries its environment
+// variable as an annotation, shown in its help and read by applyEnv.
+func (cfg *Config) bind(fs *pflag.FlagSet) {
+	withEnv := func(name, env string) { withEnv(fs, name, env) }
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address the API listens on")
+	withEnv("http-addr", "UVR_HTTP_ADDR")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "address of /metrics and /health for uvr project (the API serves its own)")
+	withEnv("metrics-addr", "UVR_METRICS_ADDR")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for local state (the embedded broker's log)")
+	withEnv("data-dir", "UVR_DATA_DIR")
+	fs.StringSliceVar(&cfg.KafkaBrokers, "kafka-brokers", cfg.KafkaBrokers, "Kafka bootstrap brokers, comma separated; empty makes uvr run start its embedded broker")
+	withEnv("kafka-brokers", "UVR_KAFKA_BROKERS")
+	fs.StringVar(&cfg.EmbeddedKafkaAddr, "embedded-kafka-addr", cfg.EmbeddedKafkaAddr, "address of the embedded broker when no brokers are configured")
+	withEnv("embedded-kafka-addr", "UVR_EMBEDDED_KAFKA_ADDR")
+	fs.StringVar(&cfg.EventsTopic, "events-topic", cfg.EventsTopic, "Kafka topic of v1 events")
+	withEnv("events-topic", "UVR_EVENTS_TOPIC")
+	fs.StringVar(&cfg.PoisonTopic, "poison-topic", cfg.PoisonTopic, "Kafka topic for events that can never be projected")
+	withEnv("poison-topic", "UVR_POISON_TOPIC")
+	fs.IntVar(&cfg.TopicPartitions, "topic-partitions", cfg.TopicPartitions, "partitions of the events topic when uvr creates it")
+	withEnv("topic-partitions", "UVR_TOPIC_PARTITIONS")
+	fs.StringVar(&cfg.ConsumerGroup, "consumer-group", cfg.ConsumerGroup, "Kafka consumer group of the projector")
+	withEnv("consumer-group", "UVR_CONSUMER_GROUP")
+	fs.IntVar(&cfg.ConsumerMaxInFlight, "consumer-max-in-flight", cfg.ConsumerMaxInFlight, "unacknowledged messages per partition the projector may hold in one batch")
+	withEnv("consumer-max-in-flight", "UVR_CONSUMER_MAX_IN_FLIGHT")
+	fs.StringVar(&cfg.ClickHouseAddr, "clickhouse-addr", cfg.ClickHouseAddr, "ClickHouse native protocol address(es), comma separated")
+	withEnv("clickhouse-addr", "UVR_CLICKHOUSE_ADDR")
+	fs.StringVar(&cfg.ClickHouseDatabase, "clickhouse-database", cfg.ClickHouseDatabase, "ClickHouse database")
+	withEnv("clickhouse-database", "UVR_CLICKHOUSE_DATABASE")
+	fs.StringVar(&cfg.ClickHouseUser, "clickhouse-user", cfg.ClickHouseUser, "ClickHouse user")
+	withEnv("clickhouse-user", "UVR_CLICKHOUSE_USER")
+	fs.StringVar(&cfg.ClickHousePassword, "clickhouse-password", cfg.ClickHousePassword, "ClickHouse password")
+	withEnv("clickhouse-password", "UVR_CLICKHOUSE_PASSWORD")
+	fs.IntVar(&cfg.BatchSize, "batch-size", cfg.BatchSize, "projector: rows per ClickHouse insert")
+	withEnv("batch-size", "UVR_BATCH_SIZE")
+	fs.DurationVar(&cfg.FlushInterval, "flush-interval", cfg.FlushInterval, "projector: longest wait before a partial batch is inserted")
+	withEnv("flush-interval", "UVR_FLUSH_INTERVAL")
+	fs.IntVar(&cfg.MaxBatchEvents, "max-batch-events", cfg.MaxBatchEvents, "API: most events in one batch request")
+	withEnv("max-batch-events", "UVR_MAX_BATCH_EVENTS")
+	fs.StringVar(&cfg.Currency, "currency", cfg.Currency, "reporting currency (ISO 4217)")
+	withEnv("currency", "UVR_CURRENCY")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	withEnv("log-level", "UVR_LOG_LEVEL")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
+	withEnv("log-format", "UVR_LOG_FORMAT")
+}
+
+const envAnnotation = "uvr_env"
+
+// withEnv documents and records the environment variable of flag name.
+func withEnv(fs *pflag.FlagSet, name, env string) {
+	f := fs.Lookup(name)
+	f.Usage += " (env " + env + ")"
+	_ = fs.SetAnnotation(name, envAnnotation, []string{env})
+}
+
+// applyEnv sets every flag not given on the command line from its
+// environment variable; a value that does not parse is an error naming both.
+func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		names := f.Annotations[envAnnotation]
+		if len(names) == 0 || f.Changed {
+			return
+		}
+		v, ok := lookup(names[0])
+		if !ok || v == "" {
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			errs = append(errs, fmt.Errorf("environment %s=%q: %w", names[0], v, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// clickhouse is the connection config of database on the configured server.
+func (cfg Config) clickhouse(database string) chstore.Config {
+	return chstore.Config{
+		Addr:     strings.Split(cfg.ClickHouseAddr, ","),
+		Database: database,
+		Username: cfg.ClickHouseUser,
+		Password: cfg.ClickHousePassword,
+	}
+}
+
+// Validate joins every problem of the configuration.
+func (cfg Config) Validate() error {
+	var errs []error
+	if cfg.TopicPartitions < 1 {
+		errs = append(errs, errors.New("--topic-partitions must be at least 1"))
+	}
+	if cfg.BatchSize < 1 {
+		errs = append(errs, errors.New("--batch-size must be at least 1"))
+	}
+	if cfg.FlushInterval <= 0 {
+		errs = append(errs, errors.New("--flush-interval must be positive"))
+	}
+	if cfg.MaxBatchEvents < 1 {
+		errs = append(errs, errors.New("--max-batch-events must be at least 1"))
+	}
+	if cfg.ConsumerMaxInFlight < 1 {
+		errs = append(errs, errors.New("--consumer-max-in-flight must be at least 1"))
+	}
+	if len(cfg.Currency) != 3 || strings.ToUpper(cfg.Currency) != cfg.Currency {
+		errs = append(errs, fmt.Errorf("--currency must be an ISO 4217 code such as USD, got %q", cfg.Currency))
+	}
+	switch cfg.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("--log-level must be debug, info, warn or error, got %q", cfg.LogLevel))
+	}
+	switch cfg.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("--log-format must be text or json, got %q", cfg.LogFormat))
+	}
+	if cfg.EventsTopic == "" || cfg.PoisonTopic == "" || cfg.EventsTopic == cfg.PoisonTopic {
+		errs = append(errs, errors.New("--events-topic and --poison-topic must be set and differ"))
+	}
+	return errors.Join(errs...)
+}
