@@ -39,6 +39,13 @@ func TestIngestExactlyOnce(t *testing.T) {
 	postAll(t, m.URL(), events, 1000)
 	requireDashboardEquals(t, m.URL(), l, start, stop, 2*time.Minute)
 
+	// Each row records the Kafka position it was projected from.
+	var minPartition int32
+	var minOffset int64
+	require.NoError(t, m.ch.QueryRow(context.Background(), "SELECT min(kafka_partition), min(kafka_offset) FROM usage_events").Scan(&minPartition, &minOffset))
+	assert.GreaterOrEqual(t, minPartition, int32(0))
+	assert.GreaterOrEqual(t, minOffset, int64(0))
+
 	// The same batches again: Kafka now holds every event twice.
 	postAll(t, m.URL(), events, 1000)
 	require.Equal(t, int64(20_000), topicEnd(t, cfg.KafkaBrokers, cfg.EventsTopic))

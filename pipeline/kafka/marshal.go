@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -47,6 +48,13 @@ func (Marshaler) Marshal(topic string, msg *message.Message) (kafkago.Message, e
 	}, nil
 }
 
+// Metadata set on every consumed message: the record's partition and offset
+// (decimal strings). They are read positions, never written as headers.
+const (
+	PartitionMetadata = "kafka_partition"
+	OffsetMetadata    = "kafka_offset"
+)
+
 // Unmarshal rebuilds the Watermill message of a record. A record produced by something else
 // than this package has no UUID header: its UUID is then derived from its position
 // ("topic/partition/offset"), which is stable across redeliveries so deduplication still works.
@@ -64,6 +72,10 @@ func (Marshaler) Unmarshal(rec kafkago.Message) *message.Message {
 		uuid = fmt.Sprintf("%s/%d/%d", rec.Topic, rec.Partition, rec.Offset)
 	}
 	msg := message.NewMessage(uuid, rec.Value)
+	// The position travels as metadata too, so handlers can record where a row
+	// came from without depending on this package's context key.
+	metadata[PartitionMetadata] = strconv.Itoa(rec.Partition)
+	metadata[OffsetMetadata] = strconv.FormatInt(rec.Offset, 10)
 	msg.Metadata = metadata
 	return msg
 }

@@ -10,14 +10,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/uvrhq/uvr/pipeline/event"
+	"github.com/uvrhq/uvr/pipeline/kafka"
 	"github.com/uvrhq/uvr/pipeline/router"
-)
-
-// Message metadata the projector reads, when the subscriber sets it, to
-// record where a row came from. Absent or malformed values are stored as -1.
-const (
-	PartitionMetadata = "kafka_partition"
-	OffsetMetadata    = "kafka_offset"
 )
 
 // RowAdder stores rows. Add returns nil only once every row is durably
@@ -60,7 +54,7 @@ func NewHandler(cfg HandlerConfig) (message.NoPublishHandlerFunc, error) {
 		if err != nil {
 			return router.Permanent(fmt.Errorf("message %s: %w", msg.UUID, err))
 		}
-		row, err := NewRow(ev, now(), int32(metadataInt(msg, PartitionMetadata, 32)), metadataInt(msg, OffsetMetadata, 64))
+		row, err := NewRow(ev, now(), int32(metadataInt(msg, kafka.PartitionMetadata, 32)), metadataInt(msg, kafka.OffsetMetadata, 64))
 		if err != nil {
 			return router.Permanent(fmt.Errorf("message %s: %w", msg.UUID, err))
 		}
@@ -72,7 +66,8 @@ func NewHandler(cfg HandlerConfig) (message.NoPublishHandlerFunc, error) {
 }
 
 // metadataInt reads an integer of bitSize bits from the metadata; -1 when
-// absent or malformed (a debugging column is not worth failing a message).
+// absent or malformed: the subscriber sets the position, but a message from
+// elsewhere may lack it, and a debugging column is not worth failing it.
 func metadataInt(msg *message.Message, key string, bitSize int) int64 {
 	n, err := strconv.ParseInt(msg.Metadata.Get(key), 10, bitSize)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/uvrhq/uvr/pipeline/event"
+	"github.com/uvrhq/uvr/pipeline/kafka"
 	"github.com/uvrhq/uvr/pipeline/router"
 )
 
@@ -32,8 +33,8 @@ func TestHandler(t *testing.T) {
 		e := ev(t, event.TypeRevenue, "h1", "2026-09-01T00:00:00Z", revenue(event.KindCharge, "12.5", "USD"))
 		m, err := e.Message()
 		require.NoError(t, err)
-		m.Metadata.Set(PartitionMetadata, "5")
-		m.Metadata.Set(OffsetMetadata, "42")
+		m.Metadata.Set(kafka.PartitionMetadata, "5")
+		m.Metadata.Set(kafka.OffsetMetadata, "42")
 		m.SetContext(ctx)
 		require.NoError(t, handle(m))
 
@@ -53,7 +54,7 @@ func TestHandler(t *testing.T) {
 		e := ev(t, event.TypeUsage, "h2", "2026-09-01T00:00:00Z", usage("api", "1", "", ""))
 		payload, err := e.Marshal()
 		require.NoError(t, err)
-		require.NoError(t, handle(newMsg(string(payload), map[string]string{OffsetMetadata: "x"})))
+		require.NoError(t, handle(newMsg(string(payload), map[string]string{kafka.OffsetMetadata: "x"})))
 		var partition int32
 		var offset int64
 		require.NoError(t, conn.QueryRow(ctx, "SELECT kafka_partition, kafka_offset FROM usage_events WHERE id = 'h2'").Scan(&partition, &offset))
