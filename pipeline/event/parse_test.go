@@ -175,3 +175,13 @@ func containsPrefix(list []string, prefix string) bool {
 	}
 	return false
 }
+
+func BenchmarkParse(b *testing.B) {
+	body := []byte(usageExample)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := event.Parse(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
