@@ -2,6 +2,8 @@ package source
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/shopspring/decimal"
@@ -51,4 +53,27 @@ func MinorUnits(currency string) int32 {
 // Stripe's 4900 USD cents) to the exact decimal in major units (49.00).
 func FromMinor(amount int64, currency string) decimal.Decimal {
 	return decimal.New(amount, -MinorUnits(currency))
+}
+
+// ValidateEvents checks a mapper's output against the event contract, so a
+// record that would make an invalid event fails by name here rather than
+// failing a whole batch downstream.
+func ValidateEvents(stream string, evs []event.Event) error {
+	for i := range evs {
+		if err := evs[i].Validate(); err != nil {
+			return fmt.Errorf("%s %s: %w", stream, evs[i].ID, err)
+		}
+	}
+	return nil
+}
+
+// RequireCredentials names every one of fields missing from creds.
+func RequireCredentials(service string, creds map[string]string, fields ...string) error {
+	var missing []error
+	for _, k := range fields {
+		if strings.TrimSpace(creds[k]) == "" {
+			missing = append(missing, fmt.Errorf("%s: credential %q is required", service, k))
+		}
+	}
+	return errors.Join(missing...)
 }

@@ -2,31 +2,14 @@ package stripe_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"runtime"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/uvrhq/uvr/connectors/source"
-	"github.com/uvrhq/uvr/pipeline/event"
+	"github.com/uvrhq/uvr/connectors/source/sourcetest"
 )
-
-// samplesDir is shared/samples beside the repository clone, found from this
-// file's location so the tests run from any clone.
-func samplesDir(t testing.TB) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "samples")
-	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("shared samples not found at %s: %v", dir, err)
-	}
-	return dir
-}
 
 type record struct {
 	Stream string          `json:"stream"`
@@ -36,7 +19,7 @@ type record struct {
 // airbyteRecords reads Airbyte's source-stripe expected records verbatim.
 func airbyteRecords(t testing.TB) []record {
 	t.Helper()
-	f, err := os.Open(filepath.Join(samplesDir(t), "airbyte-stripe", "expected_records.jsonl"))
+	f, err := os.Open(filepath.Join(sourcetest.Samples(), "airbyte-stripe", "expected_records.jsonl"))
 	require.NoError(t, err)
 	defer f.Close()
 	var out []record
@@ -81,7 +64,7 @@ func streamRecords(t testing.TB, stream string) []json.RawMessage {
 // stripeMockResource is one resource of stripe-mock's fixtures3.json.
 func stripeMockResource(t testing.TB, name string) json.RawMessage {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(samplesDir(t), "stripe-mock", "fixtures3.json"))
+	b, err := os.ReadFile(filepath.Join(sourcetest.Samples(), "stripe-mock", "fixtures3.json"))
 	require.NoError(t, err)
 	var f struct {
 		Resources map[string]json.RawMessage `json:"resources"`
@@ -123,50 +106,3 @@ func with(t testing.TB, raw json.RawMessage, edits map[string]any) json.RawMessa
 	require.NoError(t, err)
 	return out
 }
-
-// memEmitter is the contract's emitter, in memory: it keeps every event,
-// every cursor and every skip. failAt > 0 fails that Emit call.
-type memEmitter struct {
-	mu      sync.Mutex
-	events  []event.Event
-	cursors []source.Cursor
-	skips   map[string]error
-	emits   int
-	failAt  int
-}
-
-func (m *memEmitter) Emit(_ context.Context, events []event.Event, next source.Cursor) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.emits++
-	if m.failAt > 0 && m.emits == m.failAt {
-		return errEmit
-	}
-	m.events = append(m.events, events...)
-	if next != nil {
-		m.cursors = append(m.cursors, append(source.Cursor(nil), next...))
-	}
-	return nil
-}
-
-func (m *memEmitter) Skip(record string, reason error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.skips == nil {
-		m.skips = map[string]error{}
-	}
-	m.skips[record] = reason
-}
-
-func (m *memEmitter) lastCursor() source.Cursor {
-	if len(m.cursors) == 0 {
-		return nil
-	}
-	return m.cursors[len(m.cursors)-1]
-}
-
-type emitError string
-
-func (e emitError) Error() string { return string(e) }
-
-const errEmit = emitError("kafka unavailable")

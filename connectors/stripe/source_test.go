@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/uvrhq/uvr/connectors/source"
+	"github.com/uvrhq/uvr/connectors/source/sourcetest"
 	"github.com/uvrhq/uvr/connectors/stripe"
 )
 
@@ -168,9 +169,9 @@ func newSource(t *testing.T, baseURL string, edit ...func(*stripe.Config)) (*str
 	return s, &logs
 }
 
-func idsOf(m *memEmitter) map[string]bool {
+func idsOf(m *sourcetest.Collector) map[string]bool {
 	out := map[string]bool{}
-	for _, ev := range m.events {
+	for _, ev := range m.Events {
 		out[ev.ID] = true
 	}
 	return out
@@ -188,9 +189,9 @@ func TestReadPagesIncrementally(t *testing.T) {
 	withSamples(t, f)
 	s, logs := newSource(t, srv.URL)
 
-	var out memEmitter
+	var out sourcetest.Collector
 	require.NoError(t, s.Read(context.Background(), nil, &out))
-	assert.Empty(t, out.skips)
+	assert.Empty(t, out.Skipped)
 
 	// The same events as the Mapper gives over the same records.
 	want := map[string]bool{}
@@ -204,12 +205,12 @@ func TestReadPagesIncrementally(t *testing.T) {
 		}
 	}
 	assert.Equal(t, want, idsOf(&out))
-	for _, ev := range out.events {
+	for _, ev := range out.Events {
 		require.NoError(t, ev.Validate())
 	}
 	// Pages of two: every page is an Emit with a cursor.
-	assert.Equal(t, len(out.cursors), out.emits)
-	assert.Equal(t, 11, out.emits, "customers 2, invoices 2, charges 2, refunds 2, and one page each for the rest")
+	assert.Equal(t, len(out.Cursors), out.Calls)
+	assert.Equal(t, 11, out.Calls, "customers 2, invoices 2, charges 2, refunds 2, and one page each for the rest")
 
 	reqs := f.requests("/v1/invoices")
 	require.Len(t, reqs, 2, "three invoices in pages of two")
@@ -219,7 +220,7 @@ func TestReadPagesIncrementally(t *testing.T) {
 	assert.Equal(t, "data.charge", f.requests("/v1/refunds")[0].Get("expand[0]"))
 	assert.Equal(t, "all", f.requests("/v1/subscriptions")[0].Get("status"))
 
-	cur := cursorOf(t, out.lastCursor())
+	cur := cursorOf(t, out.LastCursor())
 	assert.Equal(t, stripe.StreamCursor{Since: 1675345605}, *cur["invoices"], "the newest invoice's created")
 	assert.Equal(t, stripe.StreamCursor{Since: 1692782173}, *cur["refunds"])
 	assert.Equal(t, stripe.StreamCursor{}, *cur["subscriptions"], "listed whole every time")
@@ -227,14 +228,14 @@ func TestReadPagesIncrementally(t *testing.T) {
 
 	// The next sync lists from the watermark: only the boundary second again,
 	// whose ids are the same events.
-	var again memEmitter
-	require.NoError(t, s.Read(context.Background(), out.lastCursor(), &again))
+	var again sourcetest.Collector
+	require.NoError(t, s.Read(context.Background(), out.LastCursor(), &again))
 	reqs = f.requests("/v1/invoices")
 	assert.Equal(t, "1675345605", reqs[len(reqs)-1].Get("created[gte]"))
 	for id := range idsOf(&again) {
 		assert.True(t, want[id], "%s repeats an earlier event", id)
 	}
-	assert.Less(t, len(again.events), len(out.events))
+	assert.Less(t, len(again.Events), len(out.Events))
 }
 
 func TestReadResumesFromTheLastSavedPage(t *testing.T) {
@@ -243,14 +244,14 @@ func TestReadResumesFromTheLastSavedPage(t *testing.T) {
 	s, _ := newSource(t, srv.URL)
 
 	// Customers: 3 in pages of 2 (emits 1 and 2); invoices page 1 is emit 3.
-	first := memEmitter{failAt: 4}
+	first := sourcetest.Collector{FailAt: 4}
 	err := s.Read(context.Background(), nil, &first)
-	require.ErrorIs(t, err, errEmit)
-	saved := first.lastCursor()
+	require.ErrorIs(t, err, sourcetest.ErrEmit)
+	saved := first.LastCursor()
 	cur := cursorOf(t, saved)
 	require.Equal(t, "in_1MX2yFEcXtiJtvvhMXhUCgKx", cur["invoices"].After)
 
-	var rest memEmitter
+	var rest sourcetest.Collector
 	require.NoError(t, s.Read(context.Background(), saved, &rest))
 	reqs := f.requests("/v1/invoices")
 	assert.Equal(t, "in_1MX2yFEcXtiJtvvhMXhUCgKx", reqs[len(reqs)-1].Get("starting_after"))
@@ -267,7 +268,7 @@ func TestReadRelistsWhenTheResumePointIsGone(t *testing.T) {
 	withSamples(t, f)
 	s, _ := newSource(t, srv.URL)
 	cursor := json.RawMessage(`{"invoices":{"after":"in_deleted","high":1675345605}}`)
-	var out memEmitter
+	var out sourcetest.Collector
 	require.NoError(t, s.Read(context.Background(), cursor, &out))
 	assert.True(t, idsOf(&out)["in_1MX37hEcXtiJtvvhRSl1KbQm/il_1MX384EcXtiJtvvh3j2K123f"])
 }
@@ -277,22 +278,22 @@ func TestWatermarkHeldByAnOpenInvoice(t *testing.T) {
 	open := with(t, sample(t, "invoices", "in_1MX37hEcXtiJtvvhRSl1KbQm"), map[string]any{"id": "in_open", "status": "open", "created": 1675000000})
 	f.add("/v1/invoices", append(streamRecords(t, "invoices"), open)...)
 	s, _ := newSource(t, srv.URL, func(c *stripe.Config) { c.Lookback = 100 * 365 * 24 * time.Hour })
-	var out memEmitter
+	var out sourcetest.Collector
 	require.NoError(t, s.Read(context.Background(), nil, &out))
-	assert.Equal(t, int64(1675000000), cursorOf(t, out.lastCursor())["invoices"].Since, "the next sync sees the open invoice again")
+	assert.Equal(t, int64(1675000000), cursorOf(t, out.LastCursor())["invoices"].Since, "the next sync sees the open invoice again")
 
 	// Past the lookback the open invoice no longer holds the watermark back.
 	s, _ = newSource(t, srv.URL, func(c *stripe.Config) { c.Lookback = time.Hour })
-	out = memEmitter{}
+	out = sourcetest.Collector{}
 	require.NoError(t, s.Read(context.Background(), nil, &out))
-	assert.Equal(t, int64(1675345605), cursorOf(t, out.lastCursor())["invoices"].Since)
+	assert.Equal(t, int64(1675345605), cursorOf(t, out.LastCursor())["invoices"].Since)
 }
 
 func TestStartBoundsTheFirstSync(t *testing.T) {
 	f, srv := newFake(t)
 	withSamples(t, f)
 	s, _ := newSource(t, srv.URL, func(c *stripe.Config) { c.Start = time.Unix(1675345000, 0) })
-	var out memEmitter
+	var out sourcetest.Collector
 	require.NoError(t, s.Read(context.Background(), nil, &out))
 	assert.Equal(t, "1675345000", f.requests("/v1/invoices")[0].Get("created[gte]"))
 	ids := idsOf(&out)
@@ -303,11 +304,11 @@ func TestStartBoundsTheFirstSync(t *testing.T) {
 func TestEmptyAccount(t *testing.T) {
 	_, srv := newFake(t)
 	s, _ := newSource(t, srv.URL, func(c *stripe.Config) { c.Start = time.Unix(1700000000, 0) })
-	var out memEmitter
+	var out sourcetest.Collector
 	require.NoError(t, s.Read(context.Background(), nil, &out))
-	assert.Empty(t, out.events)
-	assert.Equal(t, 7, out.emits, "one empty page per stream, each saving the cursor")
-	assert.Equal(t, int64(1700000000), cursorOf(t, out.lastCursor())["charges"].Since)
+	assert.Empty(t, out.Events)
+	assert.Equal(t, 7, out.Calls, "one empty page per stream, each saving the cursor")
+	assert.Equal(t, int64(1700000000), cursorOf(t, out.LastCursor())["charges"].Since)
 }
 
 func TestRateLimitHonoursRetryAfter(t *testing.T) {
@@ -355,7 +356,7 @@ func TestAuthFailureStopsTheSync(t *testing.T) {
 		return false
 	}
 	s, logs := newSource(t, srv.URL)
-	var out memEmitter
+	var out sourcetest.Collector
 	err := s.Read(context.Background(), nil, &out)
 	require.Error(t, err)
 	var auth *source.AuthError
@@ -366,7 +367,7 @@ func TestAuthFailureStopsTheSync(t *testing.T) {
 	assert.NotContains(t, logs.String(), apiKey)
 	assert.Len(t, f.requests("/v1/invoices"), 1, "not retried")
 	assert.Empty(t, f.requests("/v1/charges"), "the sync stopped")
-	assert.Equal(t, 2, out.emits, "the customers read before it were kept")
+	assert.Equal(t, 2, out.Calls, "the customers read before it were kept")
 
 	// Check reports it too.
 	f.hook = func(w http.ResponseWriter, r *http.Request, n int) bool {
@@ -399,13 +400,13 @@ func TestMalformedRecordIsSkippedAndTheSyncGoesOn(t *testing.T) {
 	bad := with(t, sample(t, "invoices", "in_1MX37hEcXtiJtvvhRSl1KbQm"), map[string]any{"id": "in_bad", "currency": "dollars"})
 	f.add("/v1/invoices", bad, json.RawMessage(`"garbage"`))
 	s, _ := newSource(t, srv.URL)
-	var out memEmitter
+	var out sourcetest.Collector
 	require.NoError(t, s.Read(context.Background(), nil, &out))
-	require.Len(t, out.skips, 2, "%v", out.skips)
-	require.Contains(t, out.skips, "invoices in_bad")
-	assert.Contains(t, out.skips["invoices in_bad"].Error(), "currency")
+	require.Len(t, out.Skipped, 2, "%v", out.Skipped)
+	require.Contains(t, out.Skipped, "invoices in_bad")
+	assert.Contains(t, out.Skipped["invoices in_bad"].Error(), "currency")
 	var noID string
-	for k := range out.skips {
+	for k := range out.Skipped {
 		if k != "invoices in_bad" {
 			noID = k
 		}
@@ -427,11 +428,11 @@ func TestMalformedPageStopsWithTheCursorSaved(t *testing.T) {
 		return false
 	}
 	s, _ := newSource(t, srv.URL)
-	var out memEmitter
+	var out sourcetest.Collector
 	err := s.Read(context.Background(), nil, &out)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "charges")
-	cur := cursorOf(t, out.lastCursor())
+	cur := cursorOf(t, out.LastCursor())
 	assert.Equal(t, int64(1675345605), cur["invoices"].Since, "streams read before the bad page keep their progress")
 	assert.Nil(t, cur["charges"])
 }
@@ -457,9 +458,9 @@ func TestBasilChargesAreLinkedToTheirInvoice(t *testing.T) {
 		return true
 	}
 	s, _ := newSource(t, srv.URL)
-	var out memEmitter
+	var out sourcetest.Collector
 	require.NoError(t, s.Read(context.Background(), nil, &out))
-	assert.Empty(t, out.skips)
+	assert.Empty(t, out.Skipped)
 	assert.Equal(t, map[string]bool{"ch_standalone": true}, idsOf(&out))
 	reqs := f.requests("/v1/invoice_payments")
 	require.Len(t, reqs, 2)
@@ -483,12 +484,12 @@ func TestInvoiceLinesBeyondTheFirstPage(t *testing.T) {
 	f.add("/v1/invoices", truncated)
 	f.lists["/v1/invoices/in_basil_paid/lines"] = rawLines // Stripe's line order
 	s, _ := newSource(t, srv.URL)
-	var out memEmitter
+	var out sourcetest.Collector
 	require.NoError(t, s.Read(context.Background(), nil, &out))
 	assert.Equal(t, map[string]bool{
 		"in_basil_paid/il_basil_unused": true, "in_basil_paid/il_basil_remaining": true, "in_basil_paid/il_basil_setup": true,
 	}, idsOf(&out))
-	assert.Equal(t, "47.50", sum(out.events).StringFixed(2))
+	assert.Equal(t, "47.50", sum(out.Events).StringFixed(2))
 	assert.Len(t, f.requests("/v1/invoices/in_basil_paid/lines"), 1, "100 a page")
 }
 

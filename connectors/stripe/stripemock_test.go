@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/uvrhq/uvr/connectors/source"
+	"github.com/uvrhq/uvr/connectors/source/sourcetest"
 	"github.com/uvrhq/uvr/connectors/stripe"
 	"github.com/uvrhq/uvr/deploy/servicetest"
 	"github.com/uvrhq/uvr/pipeline/event"
@@ -30,13 +31,13 @@ func TestStripeMockPeer(t *testing.T) {
 	})
 	require.NoError(t, s.Check(ctx))
 
-	var out memEmitter
+	var out sourcetest.Collector
 	require.NoError(t, s.Read(ctx, nil, &out))
-	assert.Empty(t, out.skips, "every fixture object maps")
-	assert.Equal(t, 7, out.emits, "one page per stream")
+	assert.Empty(t, out.Skipped, "every fixture object maps")
+	assert.Equal(t, 7, out.Calls, "one page per stream")
 
 	byID := map[string]event.Event{}
-	for _, ev := range out.events {
+	for _, ev := range out.Events {
 		require.NoError(t, ev.Validate(), ev.ID)
 		byID[ev.ID] = ev
 	}
@@ -50,13 +51,13 @@ func TestStripeMockPeer(t *testing.T) {
 	assert.Equal(t, "cus_QXg1o8vcGmoR32", byID["sub_1Pgc6rB7WZ01zgkWNy0Cn5nw"].Data.Customer.ExternalID)
 	assert.Len(t, byID, 2)
 
-	cur := cursorOf(t, out.lastCursor())
+	cur := cursorOf(t, out.LastCursor())
 	assert.Equal(t, int64(1234567890), cur["invoices"].Since, "the fixture's created")
 	assert.Equal(t, int64(1234567890), cur["charges"].Since)
 
 	// The next sync from that cursor is accepted too (created[gte] set).
-	var again memEmitter
-	require.NoError(t, s.Read(ctx, out.lastCursor(), &again))
+	var again sourcetest.Collector
+	require.NoError(t, s.Read(ctx, out.LastCursor(), &again))
 	assert.NotContains(t, logs.String(), "sk_test_123")
 
 	// stripe-mock refuses a key that is not a test key: an AuthError.

@@ -1,0 +1,123 @@
+// Package sourcetest holds what connector tests share: the path of the
+// recorded samples, a reader of Airbyte record files, and an in-memory
+// source.Emitter (the connector contract itself, not a stand-in for Kafka).
+package sourcetest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/uvrhq/uvr/connectors/source"
+	"github.com/uvrhq/uvr/pipeline/event"
+)
+
+// Samples is the path of <repo>/../shared/samples joined with parts, found
+// from this file's location so tests work in any clone with shared/ beside it.
+func Samples(parts ...string) string {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "shared", "samples")
+	return filepath.Join(append([]string{root}, parts...)...)
+}
+
+// Record is one line of an Airbyte expected_records.jsonl file: the bare
+// AirbyteRecordMessage body.
+type Record struct {
+	Stream    string          `json:"stream"`
+	Data      json.RawMessage `json:"data"`
+	EmittedAt json.Number     `json:"emitted_at"`
+}
+
+// ReadRecords reads an Airbyte record file.
+func ReadRecords(t testing.TB, path string) []Record {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	var out []Record
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var r Record
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &r), "%s", path)
+		out = append(out, r)
+	}
+	require.NoError(t, sc.Err())
+	return out
+}
+
+// MustJSON marshals v or fails the test.
+func MustJSON(t testing.TB, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return b
+}
+
+// RequireValid fails the test on the first event that breaks the contract.
+func RequireValid(t testing.TB, evs []event.Event) {
+	t.Helper()
+	for _, ev := range evs {
+		require.NoError(t, ev.Validate(), "%s", ev.ID)
+	}
+}
+
+// ErrEmit is what a Collector's failing Emit returns.
+var ErrEmit = errors.New("emit failed: kafka unavailable")
+
+// Collector is an in-memory source.Emitter: it keeps every event, every
+// non-nil cursor and every skip. With FailAt > 0, that Emit call (1-based)
+// fails with ErrEmit and keeps nothing. Safe for concurrent use.
+type Collector struct {
+	mu      sync.Mutex
+	Events  []event.Event
+	Cursors []source.Cursor
+	Skipped map[string]error
+	Calls   int
+	FailAt  int
+}
+
+var _ source.Emitter = (*Collector)(nil)
+
+// Emit implements source.Emitter.
+func (c *Collector) Emit(_ context.Context, evs []event.Event, next source.Cursor) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Calls++
+	if c.FailAt > 0 && c.Calls == c.FailAt {
+		return ErrEmit
+	}
+	c.Events = append(c.Events, evs...)
+	if next != nil {
+		c.Cursors = append(c.Cursors, append(source.Cursor(nil), next...))
+	}
+	return nil
+}
+
+// Skip implements source.Emitter.
+func (c *Collector) Skip(record string, reason error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.Skipped == nil {
+		c.Skipped = map[string]error{}
+	}
+	c.Skipped[record] = reason
+}
+
+// LastCursor is the last saved cursor, nil when none.
+func (c *Collector) LastCursor() source.Cursor {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.Cursors) == 0 {
+		return nil
+	}
+	return c.Cursors[len(c.Cursors)-1]
+}
