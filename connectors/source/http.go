@@ -127,18 +127,22 @@ func (h *HTTP) GetJSON(ctx context.Context, path string, query url.Values, out a
 
 // Do sends a request with an optional JSON body and decodes a JSON answer.
 func (h *HTTP) Do(ctx context.Context, method, path string, query url.Values, body, out any) error {
-	u := h.base.JoinPath(path)
-	if !strings.HasPrefix(u.Path, "/") {
-		u.Path = "/" + u.Path // JoinPath on a host-only base leaves it relative
+	data, _, err := h.Fetch(ctx, method, path, query, body)
+	if err != nil || out == nil {
+		return err
 	}
-	if strings.Contains(path, "?") || strings.HasPrefix(path, "http") {
-		// A full "next page" URL handed back by the service.
-		parsed, err := h.base.Parse(path)
-		if err != nil {
-			return fmt.Errorf("%s: next page URL: %w", h.cfg.Service, err)
-		}
-		u = parsed
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s: malformed JSON answer: %w", h.cfg.Service, h.resolve(path).Path, err)
 	}
+	return nil
+}
+
+// Fetch sends a request with an optional JSON body and returns the raw body
+// of a 2xx answer with its headers (for Link pagination and the like). path
+// is relative to BaseURL, or a full "next page" URL on the same base. Errors
+// as GetJSON's.
+func (h *HTTP) Fetch(ctx context.Context, method, path string, query url.Values, body any) ([]byte, http.Header, error) {
+	u := h.resolve(path)
 	if len(query) > 0 {
 		q := u.Query()
 		for k, vs := range query {
@@ -152,16 +156,16 @@ func (h *HTTP) Do(ctx context.Context, method, path string, query url.Values, bo
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return fmt.Errorf("%s: encode request: %w", h.cfg.Service, err)
+			return nil, nil, fmt.Errorf("%s: encode request: %w", h.cfg.Service, err)
 		}
 		raw = b
 	}
 	if err := h.limiter.Wait(ctx); err != nil {
-		return err
+		return nil, nil, err
 	}
 	req, err := retryablehttp.NewRequestWithContext(ctx, method, u.String(), raw)
 	if err != nil {
-		return fmt.Errorf("%s: build request: %w", h.cfg.Service, err)
+		return nil, nil, fmt.Errorf("%s: build request: %w", h.cfg.Service, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
@@ -172,26 +176,35 @@ func (h *HTTP) Do(ctx context.Context, method, path string, query url.Values, bo
 	}
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %s", h.cfg.Service, u.Path, h.redact(err.Error()))
+		return nil, nil, fmt.Errorf("%s %s: %s", h.cfg.Service, u.Path, h.redact(err.Error()))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("%s %s: read body: %w", h.cfg.Service, u.Path, err)
+		return nil, nil, fmt.Errorf("%s %s: read body: %w", h.cfg.Service, u.Path, err)
 	}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return &AuthError{Service: h.cfg.Service, Status: resp.StatusCode, Detail: h.redact(snippet(data))}
+		return nil, nil, &AuthError{Service: h.cfg.Service, Status: resp.StatusCode, Detail: h.redact(snippet(data))}
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		return &StatusError{Service: h.cfg.Service, Status: resp.StatusCode, Path: u.Path, Detail: h.redact(snippet(data))}
+		return nil, nil, &StatusError{Service: h.cfg.Service, Status: resp.StatusCode, Path: u.Path, Detail: h.redact(snippet(data))}
 	}
-	if out == nil {
-		return nil
+	return data, resp.Header, nil
+}
+
+// resolve makes the request URL of path: relative to BaseURL, or a full
+// next-page URL the service handed back.
+func (h *HTTP) resolve(path string) *url.URL {
+	if strings.Contains(path, "?") || strings.HasPrefix(path, "http") {
+		if parsed, err := h.base.Parse(path); err == nil {
+			return parsed
+		}
 	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%s %s: malformed JSON answer: %w", h.cfg.Service, u.Path, err)
+	u := h.base.JoinPath(path)
+	if !strings.HasPrefix(u.Path, "/") {
+		u.Path = "/" + u.Path // JoinPath on a host-only base leaves it relative
 	}
-	return nil
+	return u
 }
 
 // redact removes every configured secret from s.

@@ -121,3 +121,12 @@ func (c *Collector) LastCursor() source.Cursor {
 	}
 	return c.Cursors[len(c.Cursors)-1]
 }
+
+// DecodeCursor unmarshals a cursor into T (a source's cursor shape).
+func DecodeCursor[T any](t testing.TB, c source.Cursor) T {
+	t.Helper()
+	var v T
+	require.NotEmpty(t, c, "no cursor was saved")
+	require.NoError(t, json.Unmarshal(c, &v))
+	return v
+}
