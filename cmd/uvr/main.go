@@ -61,6 +61,7 @@ Every flag can also be set with the UVR_* environment variable named in its help
 		migrateCommand(&cfg, logger),
 		demoCommand(&cfg, logger, lookupEnv),
 		benchCommand(&cfg, logger),
+		importCommand(&cfg, logger),
 		versionCommand(),
 	)
 	return root

@@ -39,10 +39,12 @@ func TestMarshalRoundTrip(t *testing.T) {
 			got := m.Unmarshal(rec)
 			assert.Equal(t, msg.UUID, got.UUID)
 			assert.Equal(t, msg.Payload, got.Payload)
-			assert.Equal(t, len(msg.Metadata), len(got.Metadata))
+			assert.Equal(t, len(msg.Metadata)+2, len(got.Metadata), "the metadata plus the read position")
 			for k, v := range msg.Metadata {
 				assert.Equal(t, v, got.Metadata.Get(k), k)
 			}
+			assert.Equal(t, "3", got.Metadata.Get(kafka.PartitionMetadata))
+			assert.Equal(t, "17", got.Metadata.Get(kafka.OffsetMetadata))
 		})
 	}
 }
