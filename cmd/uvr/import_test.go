@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -69,35 +70,46 @@ func expectedRevenue(t *testing.T, vendor, path string) (total decimal.Decimal, 
 }
 
 // uvr import airbyte against a running uvr (in-process Main on the real
-// Kafka and ClickHouse): the dashboard's revenue equals the mapped records',
-// and importing the same file a second time — Kafka then holds every event
-// twice — changes no total.
+// Kafka and ClickHouse), for each vendor with recorded Airbyte records: the
+// dashboard's revenue equals the mapped records', and importing the same file
+// a second time — Kafka then holds every event twice — changes no total.
 func TestImportAirbyteTwiceChangesNoTotal(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t)
-	m := startMain(t, cfg, Roles{API: true, Projector: true})
-	file := samplePath(t, "airbyte-stripe/expected_records.jsonl")
-	want, events, start, end := expectedRevenue(t, "stripe", file)
-	require.Positive(t, events)
-	require.False(t, want.IsZero())
+	for _, tt := range []struct{ vendor, file string }{
+		{"stripe", "airbyte-stripe/expected_records.jsonl"},
+		{"chargebee", "airbyte-chargebee/expected_records.69da92e6.jsonl"},
+		{"braintree", "airbyte-braintree/expected_records.jsonl"},
+	} {
+		t.Run(tt.vendor, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig(t)
+			m := startMain(t, cfg, Roles{API: true, Projector: true})
+			file := samplePath(t, tt.file)
+			want, events, start, end := expectedRevenue(t, tt.vendor, file)
+			require.Positive(t, events)
+			require.False(t, want.IsZero())
+			raw, err := os.ReadFile(file)
+			require.NoError(t, err)
+			records := bytes.Count(raw, []byte("\n"))
 
-	out, err := runCLI(t, nil, "import", "airbyte", "--source", "stripe", "--url", m.URL(), file)
-	require.NoError(t, err, out)
-	assert.Contains(t, out, "records read: 75 (from 1 file(s)")
-	assert.Contains(t, out, "records skipped: 0")
+			out, err := runCLI(t, nil, "import", "airbyte", "--source", tt.vendor, "--url", m.URL(), file)
+			require.NoError(t, err, out)
+			assert.Contains(t, out, fmt.Sprintf("records read: %d (from 1 file(s)", records))
 
-	var last decimal.Decimal
-	require.Eventually(t, func() bool {
-		last = getDashboard(t, m.URL(), start, end).Summary.TotalRevenue
-		return last.Equal(want)
-	}, 2*time.Minute, 100*time.Millisecond, "total revenue %s, want %s", func() string { return last.String() }, want)
+			var last decimal.Decimal
+			require.Eventually(t, func() bool {
+				last = getDashboard(t, m.URL(), start, end).Summary.TotalRevenue
+				return last.Equal(want)
+			}, 2*time.Minute, 100*time.Millisecond, "total revenue %s, want %s", func() string { return last.String() }, want)
 
-	out, err = runCLI(t, nil, "import", "airbyte", "--source", "stripe", "--url", m.URL(), file)
-	require.NoError(t, err, out)
-	require.Equal(t, int64(2*events), topicEnd(t, cfg.KafkaBrokers, cfg.EventsTopic), "every event is in Kafka twice")
-	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, 2*time.Minute)
-	got := getDashboard(t, m.URL(), start, end).Summary.TotalRevenue
-	assert.True(t, got.Equal(want), "after the second import: total revenue %s, want %s", got, want)
+			out, err = runCLI(t, nil, "import", "airbyte", "--source", tt.vendor, "--url", m.URL(), file)
+			require.NoError(t, err, out)
+			require.Equal(t, int64(2*events), topicEnd(t, cfg.KafkaBrokers, cfg.EventsTopic), "every event is in Kafka twice")
+			waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, 2*time.Minute)
+			got := getDashboard(t, m.URL(), start, end).Summary.TotalRevenue
+			assert.True(t, got.Equal(want), "after the second import: total revenue %s, want %s", got, want)
+		})
+	}
 }
 
 // With --brokers the events go straight to Kafka's events topic; with no
