@@ -19,9 +19,9 @@ run: build
 	deploy/services clickhouse start
 	$(BIN) run --demo
 
-## test: start the real services (ClickHouse, Kafka, Prometheus), then every test.
+## test: start the real services (ClickHouse, Kafka, Prometheus, Vault), then every test.
 test: lint services-up
-	eval "$$(deploy/services all env)" && $(GO) test $(GOTEST_FLAGS) ./...
+	eval "$$(deploy/services all env)" && eval "$$(deploy/vault env)" && $(GO) test $(GOTEST_FLAGS) ./...
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -30,8 +30,10 @@ lint:
 
 services-up:
 	deploy/services all start
+	deploy/vault start
 
 services-down:
+	deploy/vault stop
 	deploy/services all stop
 
 ## bench: end-to-end ingest throughput against the local services.

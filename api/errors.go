@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/uvrhq/uvr/connectors/services"
 	"github.com/uvrhq/uvr/pipeline/event"
 )
 
@@ -18,6 +19,7 @@ const (
 	KindTooLarge    = "too_large"
 	KindUnsupported = "unsupported_media_type"
 	KindNotFound    = "not_found"
+	KindConflict    = "conflict"
 	KindUnavailable = "unavailable"
 	KindInternal    = "internal"
 )
@@ -57,11 +59,23 @@ func statusOf(kind string) int {
 		return http.StatusUnsupportedMediaType
 	case KindNotFound:
 		return http.StatusNotFound
+	case KindConflict:
+		return http.StatusConflict
 	case KindUnavailable:
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}
+}
+
+// serviceKinds maps the service registry's error kinds (connectors/services).
+// A credential the external service rejected is the client's input: 400.
+var serviceKinds = map[services.Kind]string{
+	services.KindInvalid:     KindInvalid,
+	services.KindNotFound:    KindNotFound,
+	services.KindConflict:    KindConflict,
+	services.KindUnavailable: KindUnavailable,
+	services.KindAuth:        KindInvalid,
 }
 
 // errorBody is the JSON of every error response. "detail" is the shape REST
@@ -75,7 +89,12 @@ type errorBody struct {
 // *Error are internal: logged with their cause, shown as a generic message.
 func (s *Server) writeError(c *gin.Context, err error) {
 	apiErr := &Error{Kind: KindInternal, Detail: "internal error", Err: err}
-	if !errors.As(err, &apiErr) && errors.Is(err, context.DeadlineExceeded) {
+	var svcErr *services.Error
+	switch {
+	case errors.As(err, &apiErr):
+	case errors.As(err, &svcErr):
+		apiErr = &Error{Kind: serviceKinds[svcErr.Kind], Detail: svcErr.Message, Err: err}
+	case errors.Is(err, context.DeadlineExceeded):
 		apiErr = &Error{Kind: KindUnavailable, Detail: "request timed out", Err: err}
 	}
 	status := statusOf(apiErr.Kind)

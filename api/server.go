@@ -47,6 +47,10 @@ type Config struct {
 	Publisher Publisher
 	Dashboard DashboardReader
 	Health    []HealthCheck
+	Services  ServiceRegistry // /api/services and /api/test-service; nil answers 503
+	Sync      SyncEngine      // /api/sync, /api/sync-runs, /api/services/:id/sync; nil answers 503
+	SyncWait  time.Duration   // how long POST /api/sync waits for the runs, default 5 min
+	Airbyte   AirbytePlatform // /api/airbyte/*; nil answers 503
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // where API metrics go; nil = not registered
@@ -119,6 +123,16 @@ func New(cfg Config) (*Server, error) {
 	api.GET("/health", s.health)
 	api.POST("/events", s.postEvents)
 	api.GET("/dashboard", s.dashboard)
+	api.GET("/services", s.listServices)
+	api.POST("/services", s.createService)
+	api.DELETE("/services/:id", s.deleteService)
+	api.POST("/test-service", s.testService)
+	api.GET("/sync-runs", s.listSyncRuns)
+	api.POST("/sync", s.syncAll)
+	api.POST("/services/:id/sync", s.syncService)
+	api.GET("/airbyte/connections", s.listAirbyteConnections)
+	api.POST("/airbyte/sync/:id", s.triggerAirbyteSync)
+	api.GET("/airbyte/status/:id", s.airbyteSyncStatus)
 	if cfg.Gatherer != nil {
 		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{Registry: cfg.Registerer})))
 	}

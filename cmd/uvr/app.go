@@ -20,6 +20,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/uvrhq/uvr/api"
+	"github.com/uvrhq/uvr/connectors/airbyte"
+	"github.com/uvrhq/uvr/connectors/credentials"
+	"github.com/uvrhq/uvr/connectors/scheduler"
+	"github.com/uvrhq/uvr/connectors/services"
+	"github.com/uvrhq/uvr/connectors/syncer"
 	"github.com/uvrhq/uvr/pipeline/broker"
 	"github.com/uvrhq/uvr/pipeline/kafka"
 	"github.com/uvrhq/uvr/pipeline/router"
@@ -31,6 +36,9 @@ import (
 type Roles struct {
 	API       bool // the HTTP API (publishes to Kafka, reads ClickHouse)
 	Projector bool // Kafka → ClickHouse
+	// Connectors syncs services: consumes sync requests, runs the scheduler.
+	// (The API only requests syncs and reads their runs.)
+	Connectors bool
 	// Embedded starts the in-process broker when no brokers are configured.
 	Embedded bool
 }
@@ -58,6 +66,20 @@ type Main struct {
 	server     *api.Server
 	metricsSrv *http.Server
 	listener   net.Listener
+
+	// The connector stage (connect.go).
+	credentials    credentials.Store
+	servicesTable  *kafka.Table
+	stateTable     *kafka.Table
+	tables         []*kafka.Table
+	registry       *services.Registry
+	engine         *syncer.Engine
+	airbyte        *airbyte.Platform
+	syncSubscriber *kafka.Subscriber
+	syncRouter     *message.Router
+	scheduler      *scheduler.Scheduler
+	closers        []func() error
+	health         []healthCheck
 
 	group  *errgroup.Group
 	cancel context.CancelFunc
@@ -114,6 +136,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("kafka publisher: %w", err)
 	}
 
+	if m.Roles.API || m.Roles.Connectors {
+		if err := m.openConnectors(ctx, runCtx); err != nil {
+			return err
+		}
+	}
 	if m.Roles.Projector {
 		if err := m.openProjector(runCtx, store); err != nil {
 			return err
@@ -192,32 +219,33 @@ func (m *Main) openProjector(ctx context.Context, store *rawevents.ClickHouseSto
 		return err
 	}
 	m.router.AddNoPublisherHandler("rawevents", cfg.EventsTopic, m.subscriber, handler)
-	m.group.Go(func() error {
-		if err := m.router.Run(ctx); err != nil {
-			return fmt.Errorf("projector: %w", err)
-		}
-		return nil
-	})
-	select {
-	case <-m.router.Running():
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := m.runRouter(ctx, m.router, "projector"); err != nil {
+		return err
 	}
 	m.Logger.Info("projector running", "topic", cfg.EventsTopic, "group", cfg.ConsumerGroup)
 	return nil
 }
 
+// healthCheck is one dependency of this process.
+type healthCheck struct {
+	name  string
+	check func(ctx context.Context) error
+}
+
 func (m *Main) healthChecks() []api.HealthCheck {
-	return []api.HealthCheck{
+	checks := []api.HealthCheck{
 		{Name: "kafka", Check: func(ctx context.Context) error { return pingKafka(ctx, m.Brokers) }},
 		{Name: "clickhouse", Check: func(ctx context.Context) error { return m.ch.Ping(ctx) }},
 	}
+	for _, h := range m.health {
+		checks = append(checks, api.HealthCheck{Name: h.name, Check: h.check})
+	}
+	return checks
 }
 
 func (m *Main) openAPI(ctx context.Context, store *rawevents.ClickHouseStore) error {
 	cfg := m.Config
-	var err error
-	m.server, err = api.New(api.Config{
+	apiCfg := api.Config{
 		Addr:              cfg.HTTPAddr,
 		Version:           version,
 		EventsTopic:       cfg.EventsTopic,
@@ -225,12 +253,18 @@ func (m *Main) openAPI(ctx context.Context, store *rawevents.ClickHouseStore) er
 		ReportingCurrency: cfg.Currency,
 		Publisher:         m.publisher,
 		Dashboard:         store,
+		Services:          m.registry,
+		Sync:              m.engine,
 		Health:            m.healthChecks(),
 		Logger:            m.Logger,
 		Registerer:        m.Registry,
 		Gatherer:          m.Registry,
-	})
-	if err != nil {
+	}
+	if m.airbyte != nil { // a nil *Platform must not become a non-nil interface
+		apiCfg.Airbyte = m.airbyte
+	}
+	var err error
+	if m.server, err = api.New(apiCfg); err != nil {
 		return err
 	}
 	m.listener, err = m.server.Listen()
@@ -296,6 +330,15 @@ func (m *Main) Close() error {
 	if m.metricsSrv != nil {
 		errs = append(errs, m.metricsSrv.Shutdown(shutdownCtx))
 	}
+	if m.scheduler != nil {
+		errs = append(errs, m.scheduler.Close())
+	}
+	if m.syncRouter != nil {
+		errs = append(errs, m.syncRouter.Close())
+	}
+	if m.syncSubscriber != nil {
+		errs = append(errs, m.syncSubscriber.Close())
+	}
 	if m.router != nil {
 		errs = append(errs, m.router.Close())
 	}
@@ -310,6 +353,12 @@ func (m *Main) Close() error {
 	}
 	if m.group != nil {
 		errs = append(errs, m.group.Wait())
+	}
+	for _, t := range m.tables {
+		errs = append(errs, t.Close())
+	}
+	for _, c := range m.closers {
+		errs = append(errs, c())
 	}
 	if m.publisher != nil {
 		errs = append(errs, m.publisher.Close())

@@ -26,8 +26,8 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (string, error)
 func TestCLIHelpDocumentsEnvironment(t *testing.T) {
 	out, err := runCLI(t, nil, "--help")
 	require.NoError(t, err)
-	for _, want := range []string{"run", "api", "project", "migrate", "demo", "bench", "version",
-		"UVR_KAFKA_BROKERS", "UVR_CLICKHOUSE_ADDR", "UVR_HTTP_ADDR", "UVR_BATCH_SIZE", "UVR_FLUSH_INTERVAL"} {
+	for _, want := range []string{"run", "api", "project", "connect", "import", "migrate", "demo", "bench", "version",
+		"UVR_KAFKA_BROKERS", "UVR_CLICKHOUSE_ADDR", "UVR_HTTP_ADDR", "UVR_BATCH_SIZE", "UVR_FLUSH_INTERVAL", "ENABLE_SCHEDULER", "VAULT_ADDR", "UVR_ENCRYPTION_KEY", "UVR_AIRBYTE_URL"} {
 		assert.Contains(t, out, want)
 	}
 }

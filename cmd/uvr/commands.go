@@ -15,11 +15,11 @@ func runCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command {
 	var withDemo bool
 	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "Run the API and the projector in one process (with an embedded Kafka broker when no brokers are configured)",
+		Short: "Run the API, the projector and a connector worker in one process (with an embedded Kafka broker when no brokers are configured)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := logger()
-			return serve(cmd.Context(), *cfg, Roles{API: true, Projector: true, Embedded: true}, log, func(ctx context.Context, m *Main) error {
+			return serve(cmd.Context(), *cfg, Roles{API: true, Projector: true, Connectors: true, Embedded: true}, log, func(ctx context.Context, m *Main) error {
 				fmt.Fprintf(cmd.OutOrStdout(), "uvr is running: %s  (dashboard API: %s/api/dashboard, metrics: %s/metrics)\n", m.URL(), m.URL(), m.URL())
 				if !withDemo {
 					return nil
@@ -44,6 +44,17 @@ func apiCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return serve(cmd.Context(), *cfg, Roles{API: true}, logger(), nil)
+		},
+	}
+}
+
+func connectCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command {
+	return &cobra.Command{
+		Use:   "connect",
+		Short: "Run a connector worker: sync services on request and on schedule (needs --kafka-brokers)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), *cfg, Roles{Connectors: true}, logger(), nil)
 		},
 	}
 }

@@ -39,6 +39,20 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string
+
+	// Connectors.
+	ConnectorPrefix   string // names the connector topics and consumer group
+	EnableScheduler   bool
+	VaultAddr         string
+	VaultToken        string
+	VaultRoleID       string
+	VaultSecretID     string
+	VaultMount        string
+	VaultPrefix       string
+	EncryptionKey     string
+	AirbyteURL        string
+	AirbyteToken      string
+	AirbyteWorkspaces []string
 }
 
 func defaultConfig() Config {
@@ -61,6 +75,10 @@ func defaultConfig() Config {
 		Currency:            "USD",
 		LogLevel:            "info",
 		LogFormat:           "text",
+		ConnectorPrefix:     "uvr",
+		EnableScheduler:     true,
+		VaultMount:          "secret",
+		VaultPrefix:         "uvr/services",
 	}
 }
 
@@ -108,6 +126,30 @@ func (cfg *Config) bind(fs *pflag.FlagSet) {
 	withEnv("log-level", "UVR_LOG_LEVEL")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
 	withEnv("log-format", "UVR_LOG_FORMAT")
+	fs.StringVar(&cfg.ConnectorPrefix, "connector-prefix", cfg.ConnectorPrefix, "prefix of the connector topics (<prefix>.services.v1, .sync-requests.v1, .sync-state.v1) and consumer group")
+	withEnv("connector-prefix", "UVR_CONNECTOR_PREFIX")
+	fs.BoolVar(&cfg.EnableScheduler, "enable-scheduler", cfg.EnableScheduler, "schedule hourly syncs of every active service (uvr run, uvr connect)")
+	withEnv("enable-scheduler", "ENABLE_SCHEDULER")
+	fs.StringVar(&cfg.VaultAddr, "vault-addr", cfg.VaultAddr, "Vault address for service credentials; empty keeps them in a local sealed store")
+	withEnv("vault-addr", "VAULT_ADDR")
+	fs.StringVar(&cfg.VaultToken, "vault-token", "", "Vault token (or use AppRole)")
+	withEnv("vault-token", "VAULT_TOKEN")
+	fs.StringVar(&cfg.VaultRoleID, "vault-role-id", "", "Vault AppRole role id")
+	withEnv("vault-role-id", "VAULT_ROLE_ID")
+	fs.StringVar(&cfg.VaultSecretID, "vault-secret-id", "", "Vault AppRole secret id")
+	withEnv("vault-secret-id", "VAULT_SECRET_ID")
+	fs.StringVar(&cfg.VaultMount, "vault-mount", cfg.VaultMount, "Vault KV v2 mount")
+	withEnv("vault-mount", "UVR_VAULT_MOUNT")
+	fs.StringVar(&cfg.VaultPrefix, "vault-prefix", cfg.VaultPrefix, "path prefix of service credentials in the KV mount")
+	withEnv("vault-prefix", "UVR_VAULT_PREFIX")
+	fs.StringVar(&cfg.EncryptionKey, "encryption-key", "", "base64 AES-256 key of the local credential store (default: a generated key file, mode 0600)")
+	withEnv("encryption-key", "UVR_ENCRYPTION_KEY")
+	fs.StringVar(&cfg.AirbyteURL, "airbyte-url", "", "Airbyte public API (https://api.airbyte.com/v1 or <host>/api/public/v1) for platform mode")
+	withEnv("airbyte-url", "UVR_AIRBYTE_URL")
+	fs.StringVar(&cfg.AirbyteToken, "airbyte-token", "", "Airbyte API bearer token")
+	withEnv("airbyte-token", "UVR_AIRBYTE_TOKEN")
+	fs.StringSliceVar(&cfg.AirbyteWorkspaces, "airbyte-workspaces", nil, "Airbyte workspace ids to list, comma separated (default: all the token sees)")
+	withEnv("airbyte-workspaces", "UVR_AIRBYTE_WORKSPACES")
 }
 
 const envAnnotation = "uvr_env"
@@ -179,6 +221,9 @@ func (cfg Config) Validate() error {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("--log-format must be text or json, got %q", cfg.LogFormat))
+	}
+	if cfg.ConnectorPrefix == "" {
+		errs = append(errs, errors.New("--connector-prefix must not be empty"))
 	}
 	if cfg.EventsTopic == "" || cfg.PoisonTopic == "" || cfg.EventsTopic == cfg.PoisonTopic {
 		errs = append(errs, errors.New("--events-topic and --poison-topic must be set and differ"))

@@ -35,6 +35,7 @@ func testConfig(t *testing.T) Config {
 	cfg.EventsTopic = servicetest.Topic("uvr.test.events")
 	cfg.PoisonTopic = cfg.EventsTopic + ".poison"
 	cfg.ConsumerGroup = "uvr-test-" + servicetest.Suffix()
+	cfg.ConnectorPrefix = "uvr-test-" + servicetest.Suffix()
 	cfg.TopicPartitions = 4
 	cfg.FlushInterval = 100 * time.Millisecond
 	cfg.DataDir = t.TempDir()

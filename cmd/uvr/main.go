@@ -58,6 +58,7 @@ Every flag can also be set with the UVR_* environment variable named in its help
 		runCommand(&cfg, logger),
 		apiCommand(&cfg, logger),
 		projectCommand(&cfg, logger),
+		connectCommand(&cfg, logger),
 		migrateCommand(&cfg, logger),
 		demoCommand(&cfg, logger, lookupEnv),
 		benchCommand(&cfg, logger),

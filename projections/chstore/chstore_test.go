@@ -72,7 +72,7 @@ func TestLoadMigrations(t *testing.T) {
 		names = append(names, m.name)
 		assert.Len(t, m.statements, 1, m.name)
 	}
-	assert.Equal(t, []string{"usage_events", "revenue_events", "customer_events"}, names)
+	assert.Equal(t, []string{"usage_events", "revenue_events", "customer_events", "sync_runs"}, names)
 
 	stmt := "CREATE TABLE x (a UInt8) ENGINE = Memory"
 	bad := []struct {
@@ -115,7 +115,7 @@ func TestOpenAndMigrate(t *testing.T) {
 	require.NoError(t, err)
 	applied, err := migrate(ctx, conn, database, nil, ms)
 	require.NoError(t, err)
-	assert.Equal(t, []uint32{1, 2, 3}, applied)
+	assert.Equal(t, []uint32{1, 2, 3, 4}, applied)
 
 	// The exported entry point, as every start calls it: nothing new.
 	require.NoError(t, Migrate(ctx, conn, database, nil))
@@ -138,19 +138,19 @@ func TestOpenAndMigrate(t *testing.T) {
 		got = append(got, r)
 	}
 	require.NoError(t, rows.Err())
-	assert.Equal(t, []rec{{1, "usage_events", 1}, {2, "revenue_events", 1}, {3, "customer_events", 1}}, got)
+	assert.Equal(t, []rec{{1, "usage_events", 1}, {2, "revenue_events", 1}, {3, "customer_events", 1}, {4, "sync_runs", 1}}, got)
 
-	for _, table := range []string{"usage_events", "revenue_events", "customer_events"} {
+	for _, table := range []string{"usage_events", "revenue_events", "customer_events", "sync_runs"} {
 		var engine string
 		require.NoError(t, conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = ?", database, table).Scan(&engine))
 		assert.Equal(t, "ReplacingMergeTree", engine, table)
 	}
 
 	// A new migration is applied alone, after the others.
-	more := append(ms, migration{version: 4, name: "extra", statements: []string{"CREATE TABLE IF NOT EXISTS extra (a UInt8) ENGINE = Memory"}})
+	more := append(ms, migration{version: uint32(len(ms) + 1), name: "extra", statements: []string{"CREATE TABLE IF NOT EXISTS extra (a UInt8) ENGINE = Memory"}})
 	applied, err = migrate(ctx, conn, database, nil, more)
 	require.NoError(t, err)
-	assert.Equal(t, []uint32{4}, applied)
+	assert.Equal(t, []uint32{uint32(len(ms) + 1)}, applied)
 
 	// A recorded migration renamed in the binary is refused.
 	renamed := append([]migration(nil), ms...)

@@ -1,0 +1,264 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/uvrhq/uvr/connectors/catalog"
+	"github.com/uvrhq/uvr/connectors/services"
+)
+
+// ServiceRegistry configures the services uvr syncs (connectors/services).
+// Errors are *services.Error values, mapped to statuses in errors.go; their
+// messages never hold a credential. Safe for concurrent use.
+type ServiceRegistry interface {
+	List(ctx context.Context) ([]services.Service, error)
+	// Create validates and stores a service and its credentials.
+	Create(ctx context.Context, req services.NewService) (services.Service, error)
+	// Delete removes a service and its credentials.
+	Delete(ctx context.Context, id string) error
+	// Test makes one real call to the service with creds; nil means they work.
+	Test(ctx context.Context, serviceType string, creds map[string]string) error
+}
+
+// maxServiceBody bounds a service request: a few credentials, never megabytes.
+const maxServiceBody = 64 << 10
+
+type serviceBody struct {
+	ID                  string     `json:"id"`
+	ServiceType         string     `json:"service_type"`
+	ServiceCategory     string     `json:"service_category"`
+	ServiceName         string     `json:"service_name"`
+	Status              string     `json:"status"`
+	AirbyteSourceID     *string    `json:"airbyte_source_id"`
+	AirbyteConnectionID *string    `json:"airbyte_connection_id"`
+	LastSync            *time.Time `json:"last_sync"`
+	SyncIntervalSeconds int64      `json:"sync_interval_seconds"`
+	CreatedAt           time.Time  `json:"created_at"`
+}
+
+type servicesBody struct {
+	Services []serviceBody `json:"services"`
+}
+
+type createServiceRequest struct {
+	ServiceType     string          `json:"service_type"`
+	ServiceName     string          `json:"service_name"`
+	ServiceCategory string          `json:"service_category"`
+	Credentials     json.RawMessage `json:"credentials"`
+}
+
+type createServiceResponse struct {
+	Success             bool   `json:"success"`
+	Message             string `json:"message"`
+	ServiceID           string `json:"service_id"`
+	AirbyteConnectionID string `json:"airbyte_connection_id,omitempty"`
+}
+
+type testServiceRequest struct {
+	ServiceType string          `json:"service_type"`
+	Credentials json.RawMessage `json:"credentials"`
+}
+
+type resultBody struct {
+	Success bool   `json:"success"`
+	Message string `json:"message"`
+}
+
+func (s *Server) registry(c *gin.Context) (ServiceRegistry, bool) {
+	if s.cfg.Services == nil {
+		s.writeError(c, &Error{Kind: KindUnavailable, Detail: "service configuration is not enabled on this server"})
+		return nil, false
+	}
+	return s.cfg.Services, true
+}
+
+// listServices serves GET /api/services. Credentials are never part of it.
+func (s *Server) listServices(c *gin.Context) {
+	reg, ok := s.registry(c)
+	if !ok {
+		return
+	}
+	list, err := reg.List(c.Request.Context())
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	body := servicesBody{Services: make([]serviceBody, 0, len(list))}
+	for _, svc := range list {
+		body.Services = append(body.Services, serviceBody{
+			ID:                  svc.ID,
+			ServiceType:         svc.Type,
+			ServiceCategory:     string(svc.Category),
+			ServiceName:         svc.Name,
+			Status:              string(svc.Status),
+			AirbyteSourceID:     nonEmpty(svc.AirbyteSourceID),
+			AirbyteConnectionID: nonEmpty(svc.AirbyteConnectionID),
+			LastSync:            svc.LastSync,
+			SyncIntervalSeconds: int64(svc.SyncInterval / time.Second),
+			CreatedAt:           svc.CreatedAt,
+		})
+	}
+	c.JSON(http.StatusOK, body)
+}
+
+// createService serves POST /api/services.
+func (s *Server) createService(c *gin.Context) {
+	reg, ok := s.registry(c)
+	if !ok {
+		return
+	}
+	var req createServiceRequest
+	if err := s.readJSON(c, &req); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	creds, err := credentialsOf(req.Credentials)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	svc, err := reg.Create(c.Request.Context(), services.NewService{
+		Type:        req.ServiceType,
+		Name:        req.ServiceName,
+		Category:    catalog.Category(req.ServiceCategory),
+		Credentials: creds,
+	})
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, createServiceResponse{
+		Success:             true,
+		Message:             fmt.Sprintf("%s service %q created", svc.Type, svc.Name),
+		ServiceID:           svc.ID,
+		AirbyteConnectionID: svc.AirbyteConnectionID,
+	})
+}
+
+// deleteService serves DELETE /api/services/:id.
+func (s *Server) deleteService(c *gin.Context) {
+	reg, ok := s.registry(c)
+	if !ok {
+		return
+	}
+	id := c.Param("id")
+	if err := reg.Delete(c.Request.Context(), id); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, resultBody{Success: true, Message: fmt.Sprintf("service %s deleted", id)})
+}
+
+// testService serves POST /api/test-service: one real call to the service.
+// A request that cannot be tested (unknown type, missing fields) is a 400; a
+// test that ran and failed is a 200 with success false and the service's own
+// message, credentials removed.
+func (s *Server) testService(c *gin.Context) {
+	reg, ok := s.registry(c)
+	if !ok {
+		return
+	}
+	var req testServiceRequest
+	if err := s.readJSON(c, &req); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	creds, err := credentialsOf(req.Credentials)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	err = reg.Test(c.Request.Context(), req.ServiceType, creds)
+	var svcErr *services.Error
+	switch {
+	case err == nil:
+		c.JSON(http.StatusOK, resultBody{Success: true, Message: fmt.Sprintf("connected to %s: the credentials work", req.ServiceType)})
+	case errors.As(err, &svcErr) && (svcErr.Kind == services.KindAuth || svcErr.Kind == services.KindUnavailable):
+		c.JSON(http.StatusOK, resultBody{Success: false, Message: svcErr.Message})
+	default:
+		s.writeError(c, err)
+	}
+}
+
+// readJSON decodes a bounded JSON object body into v. Decoding errors are
+// described without quoting the body: it carries credentials.
+func (s *Server) readJSON(c *gin.Context, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxServiceBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("request body is larger than %d bytes", maxServiceBody)}
+		}
+		return invalid("could not read the request body")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return invalid("request body is empty: a JSON object is expected")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return invalid(fmt.Sprintf("field %s must be a JSON %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String())))
+		}
+		return invalid("request body is not a valid JSON object")
+	}
+	return nil
+}
+
+// credentialsOf reads the credentials object: string values, and numbers or
+// booleans as written (a Paddle vendor_id is often sent as a number).
+func credentialsOf(raw json.RawMessage) (map[string]string, error) {
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return map[string]string{}, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var fields map[string]any
+	if err := dec.Decode(&fields); err != nil {
+		return nil, invalid("credentials must be a JSON object of field names to strings")
+	}
+	creds := make(map[string]string, len(fields))
+	for k, v := range fields {
+		switch v := v.(type) {
+		case string:
+			creds[k] = v
+		case json.Number:
+			creds[k] = v.String()
+		case bool:
+			creds[k] = fmt.Sprint(v)
+		case nil:
+			// null: as if absent
+		default:
+			return nil, invalid(fmt.Sprintf("credentials.%s must be a string", k))
+		}
+	}
+	return creds, nil
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "map", "struct":
+		return "object"
+	case "slice", "array":
+		return "array"
+	default:
+		return goKind
+	}
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

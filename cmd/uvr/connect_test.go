@@ -1,0 +1,83 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/uvrhq/uvr/deploy/servicetest"
+)
+
+// The connector stage wired as uvr run wires it: a Stripe service added
+// through the API (its key kept out of every answer), POST /api/sync runs it
+// against a real stripe-mock through the sync-request topic and the worker,
+// and its events land in Kafka and ClickHouse.
+func TestConnectorsEndToEnd(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.EnableScheduler = false // the test triggers the sync itself
+	m := startMain(t, cfg, Roles{API: true, Projector: true, Connectors: true})
+	const key = "sk_test_123PLANTEDe2e4b1d"
+
+	status, body := post(t, m.URL()+"/api/services", "application/json",
+		[]byte(`{"service_type":"stripe","service_name":"Stripe (mock)","credentials":{"api_key":"`+key+`","base_url":"`+servicetest.StripeMock(t)+`"}}`))
+	require.Equal(t, http.StatusCreated, status, body)
+	assert.NotContains(t, body, key)
+
+	status, body = post(t, m.URL()+"/api/services", "application/json", []byte(`{"service_type":"stripe","credentials":{}}`))
+	assert.Equal(t, http.StatusBadRequest, status)
+	assert.Contains(t, body, "api_key")
+
+	status, body = post(t, m.URL()+"/api/sync", "application/json", nil)
+	require.Equal(t, http.StatusOK, status, body)
+	var summary struct {
+		Status            string `json:"status"`
+		ConnectionsSynced int    `json:"connections_synced"`
+		ConnectionsFailed int    `json:"connections_failed"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &summary))
+	assert.Equal(t, "success", summary.Status, body)
+	assert.Equal(t, 1, summary.ConnectionsSynced)
+	assert.Zero(t, summary.ConnectionsFailed)
+
+	resp, err := http.Get(m.URL() + "/api/sync-runs")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var runs struct {
+		SyncRuns []struct {
+			Status        string `json:"status"`
+			Trigger       string `json:"trigger"`
+			EventsEmitted uint64 `json:"events_emitted"`
+		} `json:"sync_runs"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&runs))
+	require.Len(t, runs.SyncRuns, 1)
+	assert.Equal(t, "succeeded", runs.SyncRuns[0].Status)
+	assert.Positive(t, runs.SyncRuns[0].EventsEmitted)
+
+	// The events went through the spine: Kafka has them and the projector stored them.
+	require.Equal(t, int64(runs.SyncRuns[0].EventsEmitted), topicEnd(t, cfg.KafkaBrokers, cfg.EventsTopic))
+	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, time.Minute)
+	var stored uint64
+	require.NoError(t, m.ch.QueryRow(t.Context(), "SELECT count() FROM (SELECT source FROM revenue_events UNION ALL SELECT source FROM customer_events) WHERE source = 'stripe'").Scan(&stored))
+	assert.Positive(t, stored)
+
+	listStatus, listBody := getBody(t, m.URL()+"/api/services")
+	require.Equal(t, http.StatusOK, listStatus)
+	assert.Contains(t, listBody, `"service_type":"stripe"`)
+	assert.NotContains(t, listBody, key)
+}
+
+func getBody(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var b json.RawMessage
+	_ = json.NewDecoder(resp.Body).Decode(&b)
+	return resp.StatusCode, string(b)
+}
