@@ -53,6 +53,11 @@ type Config struct {
 	AirbyteURL        string
 	AirbyteToken      string
 	AirbyteWorkspaces []string
+	// Airbyte's destination-kafka topics to map into events (platform mode),
+	// with a vendor's mapper or a declarative mapping file.
+	AirbyteKafkaTopics  []string
+	AirbyteKafkaSource  string
+	AirbyteKafkaMapping string
 }
 
 func defaultConfig() Config {
@@ -150,6 +155,12 @@ func (cfg *Config) bind(fs *pflag.FlagSet) {
 	withEnv("airbyte-token", "UVR_AIRBYTE_TOKEN")
 	fs.StringSliceVar(&cfg.AirbyteWorkspaces, "airbyte-workspaces", nil, "Airbyte workspace ids to list, comma separated (default: all the token sees)")
 	withEnv("airbyte-workspaces", "UVR_AIRBYTE_WORKSPACES")
+	fs.StringSliceVar(&cfg.AirbyteKafkaTopics, "airbyte-kafka-topics", nil, "topics Airbyte's destination-kafka writes, to map into events (uvr run, uvr connect)")
+	withEnv("airbyte-kafka-topics", "UVR_AIRBYTE_KAFKA_TOPICS")
+	fs.StringVar(&cfg.AirbyteKafkaSource, "airbyte-kafka-source", "", "vendor whose mapper reads those topics: stripe, chargebee, braintree, recurly or paddle")
+	withEnv("airbyte-kafka-source", "UVR_AIRBYTE_KAFKA_SOURCE")
+	fs.StringVar(&cfg.AirbyteKafkaMapping, "airbyte-kafka-mapping", "", "declarative mapping file for those topics (instead of --airbyte-kafka-source)")
+	withEnv("airbyte-kafka-mapping", "UVR_AIRBYTE_KAFKA_MAPPING")
 }
 
 const envAnnotation = "uvr_env"
@@ -221,6 +232,9 @@ func (cfg Config) Validate() error {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("--log-format must be text or json, got %q", cfg.LogFormat))
+	}
+	if len(cfg.AirbyteKafkaTopics) > 0 && (cfg.AirbyteKafkaSource == "") == (cfg.AirbyteKafkaMapping == "") {
+		errs = append(errs, errors.New("--airbyte-kafka-topics needs exactly one of --airbyte-kafka-source and --airbyte-kafka-mapping"))
 	}
 	if cfg.ConnectorPrefix == "" {
 		errs = append(errs, errors.New("--connector-prefix must not be empty"))

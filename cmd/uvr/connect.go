@@ -26,6 +26,7 @@ import (
 	"github.com/uvrhq/uvr/connectors/source"
 	"github.com/uvrhq/uvr/connectors/stripe"
 	"github.com/uvrhq/uvr/connectors/syncer"
+	"github.com/uvrhq/uvr/pipeline/event"
 	"github.com/uvrhq/uvr/pipeline/kafka"
 	"github.com/uvrhq/uvr/pipeline/router"
 )
@@ -151,6 +152,9 @@ func (m *Main) openSyncWorker(ctx context.Context, t connectorTopics) error {
 		return err
 	}
 	m.engine.AddHandler(m.syncRouter, m.syncSubscriber)
+	if err := m.addAirbyteDestination(t); err != nil {
+		return err
+	}
 	if err := m.runRouter(ctx, m.syncRouter, "sync worker"); err != nil {
 		return err
 	}
@@ -164,6 +168,43 @@ func (m *Main) openSyncWorker(ctx context.Context, t connectorTopics) error {
 		return err
 	}
 	return m.scheduler.Start(ctx)
+}
+
+// addAirbyteDestination maps the topics Airbyte's destination-kafka writes
+// (platform mode) into events, on the sync worker's router: a record that can
+// never be mapped goes to the poison topic, a publish failure is retried.
+func (m *Main) addAirbyteDestination(t connectorTopics) error {
+	cfg := m.Config
+	if len(cfg.AirbyteKafkaTopics) == 0 {
+		return nil
+	}
+	var mapper source.Mapper
+	var err error
+	if cfg.AirbyteKafkaMapping != "" {
+		mapper, err = airbyte.LoadMapping(cfg.AirbyteKafkaMapping)
+	} else {
+		mapper, err = airbyte.VendorMapper(cfg.AirbyteKafkaSource)
+	}
+	if err != nil {
+		return fmt.Errorf("airbyte destination-kafka mapping: %w", err)
+	}
+	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{Brokers: m.Brokers, ConsumerGroup: t.group + "-airbyte",
+		MaxInFlight: 100, Logger: m.Logger, Registerer: m.Registry})
+	if err != nil {
+		return fmt.Errorf("airbyte destination-kafka subscriber: %w", err)
+	}
+	m.closers = append(m.closers, sub.Close)
+	publish := func(_ context.Context, events []event.Event) error {
+		msgs, err := event.Messages(events)
+		if err != nil {
+			return err
+		}
+		return m.publisher.Publish(cfg.EventsTopic, msgs...)
+	}
+	for _, topic := range cfg.AirbyteKafkaTopics {
+		m.syncRouter.AddNoPublisherHandler("airbyte-"+topic, topic, sub, airbyte.DestinationKafkaHandler(mapper, publish))
+	}
+	return nil
 }
 
 // openTable reads a compacted topic into memory and keeps tailing it.

@@ -2,14 +2,19 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
 
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/uvrhq/uvr/connectors/source/sourcetest"
 	"github.com/uvrhq/uvr/deploy/servicetest"
+	"github.com/uvrhq/uvr/pipeline/kafka"
 )
 
 // The connector stage wired as uvr run wires it: a Stripe service added
@@ -80,4 +85,39 @@ func getBody(t *testing.T, url string) (int, string) {
 	var b json.RawMessage
 	_ = json.NewDecoder(resp.Body).Decode(&b)
 	return resp.StatusCode, string(b)
+}
+
+// Airbyte platform mode: what Airbyte's destination-kafka writes (one record
+// per message: _airbyte_ab_id, _airbyte_stream, _airbyte_emitted_at,
+// _airbyte_data) is mapped by the vendor's mapper into events, each delivered
+// twice here, and the dashboard shows the mapped revenue once.
+func TestAirbyteDestinationKafka(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.EnableScheduler = false
+	cfg.AirbyteKafkaTopics = []string{servicetest.Topic("airbyte.stripe")}
+	cfg.AirbyteKafkaSource = "stripe"
+	require.NoError(t, kafka.EnsureTopics(t.Context(), cfg.KafkaBrokers, []kafka.TopicSpec{{Name: cfg.AirbyteKafkaTopics[0], Partitions: 2}}))
+	m := startMain(t, cfg, Roles{API: true, Projector: true, Connectors: true})
+
+	file := samplePath(t, "airbyte-stripe/expected_records.jsonl")
+	want, _, start, end := expectedRevenue(t, "stripe", file)
+	var msgs []kafkago.Message
+	for i, rec := range sourcetest.ReadRecords(t, file) {
+		v, err := json.Marshal(map[string]any{"_airbyte_ab_id": fmt.Sprint(i), "_airbyte_stream": rec.Stream,
+			"_airbyte_emitted_at": rec.EmittedAt, "_airbyte_data": rec.Data})
+		require.NoError(t, err)
+		msgs = append(msgs, kafkago.Message{Key: []byte(fmt.Sprint(i)), Value: v})
+	}
+	w := &kafkago.Writer{Addr: kafkago.TCP(cfg.KafkaBrokers...), Topic: cfg.AirbyteKafkaTopics[0],
+		RequiredAcks: kafkago.RequireAll, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	require.NoError(t, w.WriteMessages(t.Context(), msgs...))
+	require.NoError(t, w.WriteMessages(t.Context(), msgs...), "a redelivered copy of every record")
+
+	var last decimal.Decimal
+	require.Eventually(t, func() bool {
+		last = getDashboard(t, m.URL(), start, end).Summary.TotalRevenue
+		return last.Equal(want)
+	}, 2*time.Minute, 100*time.Millisecond, "total revenue %s, want %s", func() string { return last.String() }, want)
 }
