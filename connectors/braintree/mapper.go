@@ -39,32 +39,18 @@ var _ source.Mapper = Mapper{}
 // (dispute_stream: no events, see below) and payments (GraphQL Payment nodes,
 // the native Source's stream). Other streams map to nothing.
 func (Mapper) Map(stream string, record json.RawMessage) ([]event.Event, error) {
-	var (
-		evs []event.Event
-		err error
-	)
-	switch strings.TrimSuffix(strings.TrimSuffix(stream, "_stream"), "s") {
-	case "transaction":
-		evs, err = mapTransaction(record)
-	case "payment":
-		evs, err = mapPayment(record)
-	case "customer":
-		evs, err = mapCustomer(record)
-	default:
-		// dispute: every dispute is also embedded in its transaction's
-		// "disputes", which knows the customer; Airbyte's dispute records
-		// carry neither transaction nor customer, so the disputes are
-		// counted from the transaction and the dispute stream maps to
-		// nothing. Plans, discounts, merchant accounts move no money.
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := source.ValidateEvents(stream, evs); err != nil {
-		return nil, err
-	}
-	return evs, nil
+	return streams.Map(stream, record)
+}
+
+// streams maps Braintree's streams. dispute: every dispute is also embedded
+// in its transaction's "disputes", which knows the customer; Airbyte's
+// dispute records carry neither transaction nor customer, so the disputes are
+// counted from the transaction and the dispute stream maps to nothing. Plans,
+// discounts, merchant accounts move no money.
+var streams = source.Streams{
+	"transaction": mapTransaction,
+	"payment":     mapPayment,
+	"customer":    mapCustomer,
 }
 
 // Statuses (lower case, as the SDK spells them; GraphQL's are upper case).

@@ -36,33 +36,19 @@ var _ source.Mapper = Mapper{}
 // (Airbyte's stream names: invoice, credit_note, …) or plural (the API list
 // paths: invoices, credit_notes, …). Other streams map to nothing.
 func (Mapper) Map(stream string, record json.RawMessage) ([]event.Event, error) {
-	var (
-		evs []event.Event
-		err error
-	)
-	switch strings.TrimSuffix(stream, "s") {
-	case "invoice":
-		evs, err = mapInvoice(record)
-	case "credit_note":
-		evs, err = mapCreditNote(record)
-	case "subscription":
-		evs, err = mapSubscription(record)
-	case "customer":
-		evs, err = mapCustomer(record)
-	default:
-		// transaction: a payment pays an invoice (counted on the invoice), a
-		// refund pays out a refundable credit note (counted on the note), and
-		// a payment_reversal re-opens its invoice (whose lines are then
-		// voided). Every other stream (items, coupons, quotes…) moves no money.
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := source.ValidateEvents(stream, evs); err != nil {
-		return nil, err
-	}
-	return evs, nil
+	return streams.Map(stream, record)
+}
+
+// streams maps Chargebee's streams. transaction: a payment pays an invoice
+// (counted on the invoice), a refund pays out a refundable credit note
+// (counted on the note), and a payment_reversal re-opens its invoice (whose
+// lines are then voided). Every other stream (items, coupons, quotes…) moves
+// no money.
+var streams = source.Streams{
+	"invoice":      mapInvoice,
+	"credit_note":  mapCreditNote,
+	"subscription": mapSubscription,
+	"customer":     mapCustomer,
 }
 
 type lineItem struct {

@@ -36,29 +36,16 @@ var _ source.Mapper = Mapper{}
 // Map implements source.Mapper. Streams (plural or singular): transactions,
 // adjustments, customers, subscriptions; others map to nothing.
 func (Mapper) Map(stream string, record json.RawMessage) ([]event.Event, error) {
-	var (
-		evs []event.Event
-		err error
-	)
-	switch strings.TrimSuffix(stream, "s") {
-	case "transaction":
-		evs, err = mapTransaction(record)
-	case "adjustment":
-		evs, err = mapAdjustment(record)
-	case "customer":
-		evs, err = mapCustomer(record)
-	case "subscription":
-		evs, err = mapSubscription(record)
-	default:
-		return nil, nil // products, prices, discounts, addresses… move no money
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := source.ValidateEvents(stream, evs); err != nil {
-		return nil, err
-	}
-	return evs, nil
+	return streams.Map(stream, record)
+}
+
+// streams maps Paddle's streams; products, prices, discounts, addresses…
+// move no money.
+var streams = source.Streams{
+	"transaction":  mapTransaction,
+	"adjustment":   mapAdjustment,
+	"customer":     mapCustomer,
+	"subscription": mapSubscription,
 }
 
 type period struct {

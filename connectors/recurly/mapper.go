@@ -36,30 +36,16 @@ var _ source.Mapper = Mapper{}
 // accounts, subscriptions; invoices, line_items, credit_payments and any other
 // stream map to nothing.
 func (Mapper) Map(stream string, record json.RawMessage) ([]event.Event, error) {
-	var (
-		evs []event.Event
-		err error
-	)
-	switch strings.TrimSuffix(stream, "s") {
-	case "transaction":
-		evs, err = mapTransaction(record)
-	case "account":
-		evs, err = mapAccount(record)
-	case "subscription":
-		evs, err = mapSubscription(record)
-	default:
-		// invoice, line_item: documents of what is owed, paid by
-		// transactions (counted) or credit payments (credit moving between
-		// invoices, no money). credit_payment: no money moves.
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := source.ValidateEvents(stream, evs); err != nil {
-		return nil, err
-	}
-	return evs, nil
+	return streams.Map(stream, record)
+}
+
+// streams maps Recurly's streams. invoice, line_item: documents of what is
+// owed, paid by transactions (counted) or credit payments (credit moving
+// between invoices, no money); credit_payment: no money moves.
+var streams = source.Streams{
+	"transaction":  mapTransaction,
+	"account":      mapAccount,
+	"subscription": mapSubscription,
 }
 
 type accountMini struct {

@@ -77,3 +77,26 @@ func RequireCredentials(service string, creds map[string]string, fields ...strin
 	}
 	return errors.Join(missing...)
 }
+
+// Streams is a Mapper built from one record mapper per stream. A stream's
+// name matches its key singular or plural ("invoice" and "invoices", and
+// Airbyte's "<name>_stream" variants); a stream not in the table moves no
+// money and maps to nothing. Every event is checked against the contract.
+type Streams map[string]func(record json.RawMessage) ([]event.Event, error)
+
+// Map implements Mapper.
+func (s Streams) Map(stream string, record json.RawMessage) ([]event.Event, error) {
+	name := strings.TrimSuffix(strings.TrimSuffix(stream, "_stream"), "s")
+	mapRecord, ok := s[name]
+	if !ok {
+		return nil, nil
+	}
+	evs, err := mapRecord(record)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateEvents(stream, evs); err != nil {
+		return nil, err
+	}
+	return evs, nil
+}
