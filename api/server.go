@@ -133,6 +133,8 @@ func New(cfg Config) (*Server, error) {
 	api.GET("/airbyte/connections", s.listAirbyteConnections)
 	api.POST("/airbyte/sync/:id", s.triggerAirbyteSync)
 	api.GET("/airbyte/status/:id", s.airbyteSyncStatus)
+	api.GET("/openapi.json", s.openapiJSON) // openapi.go: the document of these routes
+	api.GET("/docs", s.docs)
 	if cfg.Gatherer != nil {
 		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{Registry: cfg.Registerer})))
 	}
