@@ -19,7 +19,7 @@ func TestComposeFileIsValidAndComplete(t *testing.T) {
 	cmd.Dir = servicetest.Root()
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, string(out))
-	for _, svc := range []string{"kafka", "clickhouse", "vault", "prometheus", "grafana", "uvr-api", "uvr-projector"} {
+	for _, svc := range []string{"kafka", "clickhouse", "vault", "prometheus", "grafana", "uvr-api", "uvr-projector", "uvr-connect"} {
 		require.Contains(t, string(out), svc)
 	}
 }
