@@ -10,6 +10,7 @@ import (
 
 	"github.com/uvrhq/uvr/connectors/services"
 	"github.com/uvrhq/uvr/pipeline/event"
+	"github.com/uvrhq/uvr/projections/customers"
 )
 
 // Error kinds. Handlers wrap failures in an *Error of one kind; statusOf is
@@ -78,6 +79,13 @@ var serviceKinds = map[services.Kind]string{
 	services.KindAuth:        KindInvalid,
 }
 
+// customerKinds maps the customer directory's error kinds (projections/customers).
+var customerKinds = map[customers.Kind]string{
+	customers.KindInvalid:     KindInvalid,
+	customers.KindNotFound:    KindNotFound,
+	customers.KindUnavailable: KindUnavailable,
+}
+
 // errorBody is the JSON of every error response. "detail" is the shape REST
 // clients of the original product parse; "errors" lists each problem.
 type errorBody struct {
@@ -90,10 +98,13 @@ type errorBody struct {
 func (s *Server) writeError(c *gin.Context, err error) {
 	apiErr := &Error{Kind: KindInternal, Detail: "internal error", Err: err}
 	var svcErr *services.Error
+	var custErr *customers.Error
 	switch {
 	case errors.As(err, &apiErr):
 	case errors.As(err, &svcErr):
 		apiErr = &Error{Kind: serviceKinds[svcErr.Kind], Detail: svcErr.Message, Err: err}
+	case errors.As(err, &custErr):
+		apiErr = &Error{Kind: customerKinds[custErr.Kind], Detail: custErr.Message, Err: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		apiErr = &Error{Kind: KindUnavailable, Detail: "request timed out", Err: err}
 	}

@@ -51,6 +51,9 @@ type Config struct {
 	Sync      SyncEngine      // /api/sync, /api/sync-runs, /api/services/:id/sync; nil answers 503
 	SyncWait  time.Duration   // how long POST /api/sync waits for the runs, default 5 min
 	Airbyte   AirbytePlatform // /api/airbyte/*; nil answers 503
+	// Customers serves POST /api/customers/{link,unlink,merge,split} and GET
+	// /api/customer-references (customers.go); nil answers 503.
+	Customers CustomerDirectory
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // where API metrics go; nil = not registered
@@ -135,6 +138,7 @@ func New(cfg Config) (*Server, error) {
 	api.GET("/airbyte/status/:id", s.airbyteSyncStatus)
 	api.GET("/openapi.json", s.openapiJSON) // openapi.go: the document of these routes
 	api.GET("/docs", s.docs)
+	s.registerCustomers(api)
 	if cfg.Gatherer != nil {
 		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{Registry: cfg.Registerer})))
 	}

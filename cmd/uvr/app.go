@@ -28,7 +28,9 @@ import (
 	"github.com/uvrhq/uvr/pipeline/broker"
 	"github.com/uvrhq/uvr/pipeline/kafka"
 	"github.com/uvrhq/uvr/pipeline/router"
+	"github.com/uvrhq/uvr/projections/aggregates"
 	"github.com/uvrhq/uvr/projections/chstore"
+	"github.com/uvrhq/uvr/projections/customers"
 	"github.com/uvrhq/uvr/projections/rawevents"
 )
 
@@ -63,6 +65,8 @@ type Main struct {
 	subscriber *kafka.Subscriber
 	router     *message.Router
 	batcher    *rawevents.Batcher
+	aggregator *aggregates.Aggregator
+	customers  *customers.Directory
 	server     *api.Server
 	metricsSrv *http.Server
 	listener   net.Listener
@@ -141,13 +145,18 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if m.Roles.API || m.Roles.Projector {
+		if err := m.openCustomers(ctx, runCtx); err != nil {
+			return err
+		}
+	}
 	if m.Roles.Projector {
 		if err := m.openProjector(runCtx, store); err != nil {
 			return err
 		}
 	}
 	if m.Roles.API {
-		if err := m.openAPI(runCtx, store); err != nil {
+		if err := m.openAPI(runCtx); err != nil {
 			return err
 		}
 	} else if err := m.openMetricsOnly(runCtx); err != nil {
@@ -185,8 +194,26 @@ func (m *Main) openProjector(ctx context.Context, store *rawevents.ClickHouseSto
 	if err != nil {
 		return err
 	}
+	// The daily aggregates live in the projector process: the batcher writes
+	// the by-day copy before each raw insert and triggers a recompute of the
+	// dirty days after it.
+	byDay, err := aggregates.NewWriter(aggregates.WriterConfig{Conn: m.ch})
+	if err != nil {
+		return err
+	}
+	aggMetrics, err := aggregates.NewMetrics(m.Registry)
+	if err != nil {
+		return err
+	}
+	m.aggregator, err = aggregates.New(aggregates.Config{Conn: m.ch, Metrics: aggMetrics, Logger: m.Logger})
+	if err != nil {
+		return err
+	}
+	m.group.Go(func() error { return m.aggregator.Run(ctx) })
 	m.batcher, err = rawevents.NewBatcher(rawevents.BatcherConfig{
 		Inserter:      store,
+		Before:        byDay,
+		Flushed:       m.aggregator.Trigger,
 		BatchSize:     cfg.BatchSize,
 		FlushInterval: cfg.FlushInterval,
 		Metrics:       metrics,
@@ -226,6 +253,40 @@ func (m *Main) openProjector(ctx context.Context, store *rawevents.ClickHouseSto
 	return nil
 }
 
+// openCustomers opens the customer directory (identity resolution) on its
+// compacted topic; the projector role also keeps it current from the events
+// topic, in a consumer group of its own.
+func (m *Main) openCustomers(ctx, runCtx context.Context) error {
+	topic := m.Config.connectorTopics().customers
+	if err := kafka.EnsureTopics(ctx, m.Brokers, []kafka.TopicSpec{{Name: topic, Partitions: 1, Compacted: true}}); err != nil {
+		return fmt.Errorf("create %s: %w", topic, err)
+	}
+	table, err := m.openTable(ctx, runCtx, topic)
+	if err != nil {
+		return err
+	}
+	if m.customers, err = customers.New(customers.Config{Table: table, Logger: m.Logger}); err != nil {
+		return err
+	}
+	if !m.Roles.Projector {
+		return nil
+	}
+	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{Brokers: m.Brokers, ConsumerGroup: m.Config.ConsumerGroup + "-customers",
+		Logger: m.Logger, Registerer: m.Registry})
+	if err != nil {
+		return fmt.Errorf("customer directory subscriber: %w", err)
+	}
+	m.closers = append(m.closers, sub.Close)
+	r, err := router.New(router.Config{Logger: m.Logger, Registerer: m.Registry,
+		PoisonPublisher: m.publisher, PoisonTopic: m.Config.PoisonTopic})
+	if err != nil {
+		return err
+	}
+	m.closers = append([]func() error{r.Close}, m.closers...)
+	r.AddNoPublisherHandler("customers", m.Config.EventsTopic, sub, customers.NewHandler(m.customers))
+	return m.runRouter(runCtx, r, "customer directory")
+}
+
 // healthCheck is one dependency of this process.
 type healthCheck struct {
 	name  string
@@ -243,8 +304,13 @@ func (m *Main) healthChecks() []api.HealthCheck {
 	return checks
 }
 
-func (m *Main) openAPI(ctx context.Context, store *rawevents.ClickHouseStore) error {
+func (m *Main) openAPI(ctx context.Context) error {
 	cfg := m.Config
+	// Range queries read the daily aggregates, never the raw events.
+	dashboard, err := aggregates.NewReader(m.ch)
+	if err != nil {
+		return err
+	}
 	apiCfg := api.Config{
 		Addr:              cfg.HTTPAddr,
 		Version:           version,
@@ -252,7 +318,7 @@ func (m *Main) openAPI(ctx context.Context, store *rawevents.ClickHouseStore) er
 		MaxBatchEvents:    cfg.MaxBatchEvents,
 		ReportingCurrency: cfg.Currency,
 		Publisher:         m.publisher,
-		Dashboard:         store,
+		Dashboard:         dashboard,
 		Services:          m.registry,
 		Sync:              m.engine,
 		Health:            m.healthChecks(),
@@ -263,7 +329,7 @@ func (m *Main) openAPI(ctx context.Context, store *rawevents.ClickHouseStore) er
 	if m.airbyte != nil { // a nil *Platform must not become a non-nil interface
 		apiCfg.Airbyte = m.airbyte
 	}
-	var err error
+	apiCfg.Customers = m.customers
 	if m.server, err = api.New(apiCfg); err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (string, error)
 func TestCLIHelpDocumentsEnvironment(t *testing.T) {
 	out, err := runCLI(t, nil, "--help")
 	require.NoError(t, err)
-	for _, want := range []string{"run", "api", "project", "connect", "import", "migrate", "demo", "bench", "version",
+	for _, want := range []string{"run", "api", "project", "connect", "import", "migrate", "demo", "bench", "reconcile", "version",
 		"UVR_KAFKA_BROKERS", "UVR_CLICKHOUSE_ADDR", "UVR_HTTP_ADDR", "UVR_BATCH_SIZE", "UVR_FLUSH_INTERVAL", "ENABLE_SCHEDULER", "VAULT_ADDR", "UVR_ENCRYPTION_KEY", "UVR_AIRBYTE_URL"} {
 		assert.Contains(t, out, want)
 	}
@@ -52,6 +52,8 @@ func TestCLIErrorsNameWhatAndWhere(t *testing.T) {
 		{"api needs brokers", nil, []string{"api"}, []string{"no Kafka brokers configured", "UVR_KAFKA_BROKERS"}},
 		{"unknown flag", nil, []string{"run", "--no-such-flag"}, []string{"unknown flag: --no-such-flag"}},
 		{"demo url", nil, []string{"demo", "--url", "localhost:8000"}, []string{`"localhost:8000" must start with http://`}},
+		{"reconcile needs a day", nil, []string{"reconcile"}, []string{`required flag(s) "day" not set`}},
+		{"reconcile day format", nil, []string{"reconcile", "--day", "27/11/2026"}, []string{"--day", "want YYYY-MM-DD"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -120,7 +120,7 @@ func (m *Main) openConnectors(ctx, runCtx context.Context) error {
 
 // connectorTopics are the topics and consumer group of the connector stage,
 // named from one prefix so that deployments (and tests) can keep apart.
-type connectorTopics struct{ services, state, requests, poison, group string }
+type connectorTopics struct{ services, state, requests, poison, group, customers string }
 
 func (cfg Config) connectorTopics() connectorTopics {
 	p := cfg.ConnectorPrefix
@@ -130,6 +130,9 @@ func (cfg Config) connectorTopics() connectorTopics {
 		requests: p + ".sync-requests.v1",
 		poison:   p + ".sync-requests.v1.poison",
 		group:    p + "-sync",
+		// The customer directory's records (identity decisions): state of
+		// the analytics stage, named with the same prefix.
+		customers: p + ".customers.v1",
 	}
 }
 

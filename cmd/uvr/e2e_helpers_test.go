@@ -13,12 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
 	"github.com/uvrhq/uvr/deploy/servicetest"
 	"github.com/uvrhq/uvr/pipeline/event"
 	"github.com/uvrhq/uvr/pipeline/kafka"
+	"github.com/uvrhq/uvr/projections/aggregates"
 )
 
 // testConfig is a Config on the real Kafka and ClickHouse with a topic set,
@@ -256,6 +258,28 @@ func waitCaughtUp(t testing.TB, brokers []string, group, topic string, within ti
 		lag = kafka.TotalLag(lags)
 		return lag == 0
 	}, within, 100*time.Millisecond, "group %s never caught up on %s (lag %d)", group, topic, lag)
+}
+
+// waitAggregated waits until no dirty day awaits a recompute. After
+// waitCaughtUp it means the daily aggregates (what the dashboard reads) hold
+// everything published so far: each flush marks its days dirty before its
+// offsets can be committed, and a day is marked done only once its recompute
+// was written.
+func waitAggregated(t testing.TB, conn driver.Conn, within time.Duration) {
+	t.Helper()
+	agg, err := aggregates.New(aggregates.Config{Conn: conn})
+	require.NoError(t, err)
+	pending := -1
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n, err := agg.Pending(ctx)
+		if err != nil {
+			return false
+		}
+		pending = n
+		return n == 0
+	}, within, 100*time.Millisecond, "the aggregates never caught up (%d dirty days pending)", func() int { return pending })
 }
 
 // topicEnd sums the end offsets of a topic: how many records it ever held.

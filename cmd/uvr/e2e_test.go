@@ -50,6 +50,7 @@ func TestIngestExactlyOnce(t *testing.T) {
 	postAll(t, m.URL(), events, 1000)
 	require.Equal(t, int64(20_000), topicEnd(t, cfg.KafkaBrokers, cfg.EventsTopic))
 	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, 2*time.Minute)
+	waitAggregated(t, m.ch, time.Minute)
 	assert.Empty(t, l.mismatch(getDashboard(t, m.URL(), start, stop)), "after posting the batch twice")
 
 	// Redelivery of everything: another projector group reads the topic from
@@ -58,6 +59,7 @@ func TestIngestExactlyOnce(t *testing.T) {
 	again.ConsumerGroup = cfg.ConsumerGroup + "-replay"
 	startMain(t, again, Roles{Projector: true})
 	waitCaughtUp(t, cfg.KafkaBrokers, again.ConsumerGroup, cfg.EventsTopic, 2*time.Minute)
+	waitAggregated(t, m.ch, time.Minute)
 	assert.Empty(t, l.mismatch(getDashboard(t, m.URL(), start, stop)), "after a full redelivery")
 }
 
@@ -174,6 +176,7 @@ func TestProjectorSurvivesSIGKILL(t *testing.T) {
 	startProjector()
 	start, stop := dateRange(end)
 	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, 2*time.Minute)
+	waitAggregated(t, apiMain.ch, time.Minute)
 	assert.Empty(t, l.mismatch(getDashboard(t, apiMain.URL(), start, stop)))
 }
 

@@ -63,6 +63,7 @@ Every flag can also be set with the UVR_* environment variable named in its help
 		demoCommand(&cfg, logger, lookupEnv),
 		benchCommand(&cfg, logger),
 		importCommand(&cfg, logger),
+		reconcileCommand(&cfg, logger),
 		versionCommand(),
 	)
 	return root

@@ -25,20 +25,23 @@ func TestPrometheusScrapesEveryStage(t *testing.T) {
 	events := mixedEvents(5, 100, time.Now().UTC(), "metrics")
 	postAll(t, m.URL(), events, 100)
 	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, time.Minute)
+	waitAggregated(t, m.ch, time.Minute)
 
 	name := "metrics-" + servicetest.Suffix()
 	servicetest.ScrapeTarget(t, name, m.Addr)
 	prom := servicetest.PrometheusURL(t)
 
 	want := map[string]float64{
-		`sum(uvr_ingest_events_accepted_total{test="%s"})`:                           100,
-		`sum(uvr_kafka_published_messages_total{test="%s"})`:                         100,
-		`sum(uvr_kafka_consumer_messages_acked_total{test="%s"})`:                    100,
-		`sum(uvr_projector_rows_inserted_total{test="%s"})`:                          100,
-		`sum(uvr_kafka_consumer_lag_messages{test="%s"})`:                            0,
-		`count(uvr_http_requests_total{test="%s",route="/api/events",status="202"})`: 1,
-		`sum(uvr_build_info{test="%s"})`:                                             1,
-		`up{job="uvr",test="%s"}`:                                                    1,
+		`sum(uvr_ingest_events_accepted_total{test="%s"})`:                                          100,
+		`sum(uvr_kafka_published_messages_total{test="%s"})`:                                        100,
+		`sum(uvr_kafka_consumer_messages_acked_total{test="%s",group="` + cfg.ConsumerGroup + `"})`: 100,
+		`sum(uvr_projector_rows_inserted_total{test="%s"})`:                                         100,
+		`sum(uvr_kafka_consumer_lag_messages{test="%s"})`:                                           0,
+		`count(uvr_http_requests_total{test="%s",route="/api/events",status="202"})`:                1,
+		`sum(uvr_build_info{test="%s"})`:                                                            1,
+		`sum(uvr_aggregates_dirty_days_pending{test="%s"})`:                                         0,
+		`count(uvr_aggregates_recompute_duration_seconds_count{test="%s"} > 0)`:                     2, // usage and revenue days recomputed
+		`up{job="uvr",test="%s"}`:                                                                   1,
 	}
 	for q, v := range want {
 		query := fmt.Sprintf(q, name)

@@ -70,9 +70,13 @@ func TestLoadMigrations(t *testing.T) {
 	var names []string
 	for _, m := range ms {
 		names = append(names, m.name)
+		if m.name == "daily_aggregates" {
+			assert.Len(t, m.statements, 9, m.name) // 5 tables, then the backfill of what was projected before
+			continue
+		}
 		assert.Len(t, m.statements, 1, m.name)
 	}
-	assert.Equal(t, []string{"usage_events", "revenue_events", "customer_events", "sync_runs"}, names)
+	assert.Equal(t, []string{"usage_events", "revenue_events", "customer_events", "sync_runs", "daily_aggregates"}, names)
 
 	stmt := "CREATE TABLE x (a UInt8) ENGINE = Memory"
 	bad := []struct {
@@ -115,7 +119,7 @@ func TestOpenAndMigrate(t *testing.T) {
 	require.NoError(t, err)
 	applied, err := migrate(ctx, conn, database, nil, ms)
 	require.NoError(t, err)
-	assert.Equal(t, []uint32{1, 2, 3, 4}, applied)
+	assert.Equal(t, []uint32{1, 2, 3, 4, 5}, applied)
 
 	// The exported entry point, as every start calls it: nothing new.
 	require.NoError(t, Migrate(ctx, conn, database, nil))
@@ -138,9 +142,10 @@ func TestOpenAndMigrate(t *testing.T) {
 		got = append(got, r)
 	}
 	require.NoError(t, rows.Err())
-	assert.Equal(t, []rec{{1, "usage_events", 1}, {2, "revenue_events", 1}, {3, "customer_events", 1}, {4, "sync_runs", 1}}, got)
+	assert.Equal(t, []rec{{1, "usage_events", 1}, {2, "revenue_events", 1}, {3, "customer_events", 1}, {4, "sync_runs", 1}, {5, "daily_aggregates", 1}}, got)
 
-	for _, table := range []string{"usage_events", "revenue_events", "customer_events", "sync_runs"} {
+	for _, table := range []string{"usage_events", "revenue_events", "customer_events", "sync_runs",
+		"usage_by_day", "revenue_by_day", "dirty_days", "daily_usage", "daily_revenue"} {
 		var engine string
 		require.NoError(t, conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = ?", database, table).Scan(&engine))
 		assert.Equal(t, "ReplacingMergeTree", engine, table)

@@ -16,10 +16,27 @@ type Inserter interface {
 	InsertBatch(ctx context.Context, rows []Row) error
 }
 
+// PreWriter writes, for a batch, what must be stored before its raw rows
+// (the aggregates' by-day copy: its lookup of the current versions reads the
+// raw tables, so the raw rows must land only after it). WriteBefore gets the
+// rows in the order they were added, must be safe to call again with the
+// same rows (a failed flush is retried by redelivery), and returns nil only
+// once its writes are durable.
+type PreWriter interface {
+	WriteBefore(ctx context.Context, rows []Row) error
+}
+
 // BatcherConfig configures a Batcher. A zero field takes its default.
 type BatcherConfig struct {
 	// Inserter receives the batches. Required.
 	Inserter Inserter
+	// Before, when set, is called with each batch before Inserter, within
+	// the same flush and timeout; its error fails the flush like an insert
+	// error, and the raw rows are then not inserted.
+	Before PreWriter
+	// Flushed, when set, is called after each successful flush (the
+	// aggregator's trigger). It must not block.
+	Flushed func()
 	// BatchSize flushes a batch once it holds this many rows. Default 5000.
 	// One Add's rows always go into one batch, so a batch may exceed it by
 	// the rows of the Add that filled it.
@@ -62,6 +79,8 @@ var ErrClosed = errors.New("batcher closed")
 // inserted again. A Batcher is safe for concurrent use.
 type Batcher struct {
 	ins      Inserter
+	before   PreWriter
+	flushed  func()
 	size     int
 	interval time.Duration
 	timeout  time.Duration
@@ -112,6 +131,8 @@ func NewBatcher(cfg BatcherConfig) (*Batcher, error) {
 	}
 	b := &Batcher{
 		ins:       cfg.Inserter,
+		before:    cfg.Before,
+		flushed:   cfg.Flushed,
 		size:      or(cfg.BatchSize, DefaultBatchSize),
 		interval:  or(cfg.FlushInterval, DefaultFlushInterval),
 		timeout:   or(cfg.FlushTimeout, DefaultFlushTimeout),
@@ -236,7 +257,16 @@ func (b *Batcher) flush(bt *batch) {
 
 	ctx, cancel := context.WithTimeout(bt.ctx, b.timeout)
 	start := time.Now()
-	err := b.ins.InsertBatch(ctx, bt.rows)
+	// The order is the aggregates' idempotency argument: the by-day copy
+	// (which looks up the current versions in the raw tables) first, then
+	// the raw rows, then the ack (Add returning).
+	var err error
+	if b.before != nil {
+		err = b.before.WriteBefore(ctx, bt.rows)
+	}
+	if err == nil {
+		err = b.ins.InsertBatch(ctx, bt.rows)
+	}
 	elapsed := time.Since(start)
 	cancel()
 
@@ -271,6 +301,9 @@ func (b *Batcher) flush(bt *batch) {
 		}
 		b.metrics.lastFlush.SetToCurrentTime()
 		b.log.Debug("flushed to clickhouse", "rows", len(bt.rows), "duration", elapsed)
+		if b.flushed != nil {
+			b.flushed()
+		}
 	}
 	close(bt.done)
 }

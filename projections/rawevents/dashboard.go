@@ -12,6 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/uvrhq/uvr/pipeline/event"
+	"github.com/uvrhq/uvr/projections/chstore"
 )
 
 // ErrInvalidQuery marks a DashboardQuery the store refuses (test with
@@ -162,8 +163,10 @@ func quoteAll(ss []string) string {
 	return strings.Join(q, ", ")
 }
 
-// Dashboard reads the dashboard of q. Errors: ErrInvalidQuery for a bad q,
-// otherwise a ClickHouse error.
+// Dashboard reads the dashboard of q from the raw events: a scan of every
+// event of the range, so the API serves aggregates.Reader instead; this is
+// the reference its results are tested against. Errors: ErrInvalidQuery for
+// a bad q, otherwise a ClickHouse error.
 func (s *ClickHouseStore) Dashboard(ctx context.Context, q DashboardQuery) (Dashboard, error) {
 	if err := q.Validate(); err != nil {
 		return Dashboard{}, err
@@ -176,10 +179,10 @@ func (s *ClickHouseStore) Dashboard(ctx context.Context, q DashboardQuery) (Dash
 			r   usageRow
 			day time.Time
 		)
-		if err := scan(&day, &r.feature, &r.quantity, &r.cost); err != nil {
+		if err := scan(&day, &r.Feature, &r.Quantity, &r.Cost); err != nil {
 			return err
 		}
-		r.day = DateOf(day)
+		r.Day = DateOf(day)
 		usage = append(usage, r)
 		return nil
 	}); err != nil {
@@ -193,10 +196,10 @@ func (s *ClickHouseStore) Dashboard(ctx context.Context, q DashboardQuery) (Dash
 			r   revenueRow
 			day time.Time
 		)
-		if err := scan(&day, &r.amount); err != nil {
+		if err := scan(&day, &r.Amount); err != nil {
 			return err
 		}
-		r.day = DateOf(day)
+		r.Day = DateOf(day)
 		revenue = append(revenue, r)
 		return nil
 	}); err != nil {
@@ -207,28 +210,39 @@ func (s *ClickHouseStore) Dashboard(ctx context.Context, q DashboardQuery) (Dash
 }
 
 func (s *ClickHouseStore) query(ctx context.Context, sql string, args []any, row func(scan func(...any) error) error) error {
-	rows, err := s.conn.Query(ctx, sql, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := row(rows.Scan); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return chstore.QueryRows(ctx, s.conn, sql, args, row)
 }
 
-type usageRow struct {
-	day            Date
-	feature        string
-	quantity, cost decimal.Decimal
+// UsageTotal is the usage of one feature on one day: the quantity in every
+// currency, the cost in the reporting currency only. BuildDashboard's input;
+// a (day, feature) has a row when it has at least one counted usage event.
+type UsageTotal struct {
+	Day            Date
+	Feature        string
+	Quantity, Cost decimal.Decimal
 }
 
-type revenueRow struct {
-	day    Date
-	amount decimal.Decimal
+// RevenueTotal is the revenue of one day in the reporting currency; a day has
+// a row when it has at least one counted revenue event in that currency.
+type RevenueTotal struct {
+	Day    Date
+	Amount decimal.Decimal
+}
+
+type (
+	usageRow   = UsageTotal
+	revenueRow = RevenueTotal
+)
+
+// RevenueKinds lists the event kinds that move money, the ones Dashboard's
+// revenue sums (a copy: callers may keep it).
+func RevenueKinds() []string { return slices.Clone(revenueKinds) }
+
+// BuildDashboard assembles the dashboard of q from per-day totals, whatever
+// store computed them (the raw events here, the daily aggregates in
+// projections/aggregates), so both give the same response.
+func BuildDashboard(q DashboardQuery, usage []UsageTotal, revenue []RevenueTotal) (Dashboard, error) {
+	return buildDashboard(q, usage, revenue)
 }
 
 // buildDashboard assembles the dashboard from the query results: it fills
@@ -251,27 +265,27 @@ func buildDashboard(q DashboardQuery, usage []usageRow, revenue []revenueRow) (D
 
 	features := map[string]*FeatureMetrics{}
 	for _, u := range usage {
-		day, err := dayOf(u.day)
+		day, err := dayOf(u.Day)
 		if err != nil {
 			return Dashboard{}, err
 		}
-		day.UsageCost = day.UsageCost.Add(u.cost)
-		f := features[u.feature]
+		day.UsageCost = day.UsageCost.Add(u.Cost)
+		f := features[u.Feature]
 		if f == nil {
-			f = &FeatureMetrics{FeatureName: u.feature}
-			features[u.feature] = f
+			f = &FeatureMetrics{FeatureName: u.Feature}
+			features[u.Feature] = f
 		}
-		f.UsageCount = f.UsageCount.Add(u.quantity)
-		f.TotalCost = f.TotalCost.Add(u.cost)
-		d.Summary.TotalUsageCost = d.Summary.TotalUsageCost.Add(u.cost)
+		f.UsageCount = f.UsageCount.Add(u.Quantity)
+		f.TotalCost = f.TotalCost.Add(u.Cost)
+		d.Summary.TotalUsageCost = d.Summary.TotalUsageCost.Add(u.Cost)
 	}
 	for _, r := range revenue {
-		day, err := dayOf(r.day)
+		day, err := dayOf(r.Day)
 		if err != nil {
 			return Dashboard{}, err
 		}
-		day.Revenue = day.Revenue.Add(r.amount)
-		d.Summary.TotalRevenue = d.Summary.TotalRevenue.Add(r.amount)
+		day.Revenue = day.Revenue.Add(r.Amount)
+		d.Summary.TotalRevenue = d.Summary.TotalRevenue.Add(r.Amount)
 	}
 	for i := range d.TimeSeries {
 		day := &d.TimeSeries[i]

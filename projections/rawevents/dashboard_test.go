@@ -1,6 +1,7 @@
 package rawevents
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/shopspring/decimal"
@@ -45,10 +46,15 @@ ORDER BY day`,
 	}
 }
 
-func TestInsertSQL(t *testing.T) {
+// The insert names its columns in this order (the table's own order may differ).
+func TestInsertColumns(t *testing.T) {
+	var names []string
+	for _, c := range tableColumns[TableCustomer] {
+		names = append(names, c.name)
+	}
 	assert.Equal(t,
-		"INSERT INTO customer_events (source, id, version, void, rev, time, day, customer_source, customer_external_id, customer_email, customer_name, subject, plan, environment, metadata_keys, metadata_values, attr_keys, attr_values, ingested_at, kafka_partition, kafka_offset)",
-		insertSQL(TableCustomer, tableColumns[TableCustomer]))
+		"source, id, version, void, rev, time, day, customer_source, customer_external_id, customer_email, customer_name, subject, plan, environment, metadata_keys, metadata_values, attr_keys, attr_values, ingested_at, kafka_partition, kafka_offset",
+		strings.Join(names, ", "))
 }
 
 func TestDashboardQueryValidate(t *testing.T) {

@@ -61,6 +61,9 @@ func (d *Date) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// Midnight is the start of the day in UTC.
+func (d Date) Midnight() time.Time { return d.midnight() }
+
 func (d Date) midnight() time.Time {
 	return time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, time.UTC)
 }

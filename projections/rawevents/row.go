@@ -1,7 +1,9 @@
 // Package rawevents is the raw event projection: every version of every v1
 // event lands, one row each, in usage_events, revenue_events or
-// customer_events (tables created by chstore's migrations), and the
-// dashboard's money totals are read back from them.
+// customer_events (tables created by chstore's migrations). The API reads
+// the daily aggregates built from them (projections/aggregates), not the raw
+// rows; ClickHouseStore.Dashboard over the raw rows remains the reference the
+// aggregates are checked against.
 //
 // Writes are idempotent by event identity and version: the tables are
 // ReplacingMergeTree(rev) ordered by (source, id), with rev = version*2 + void,
@@ -10,7 +12,8 @@
 //
 // The pieces, in the order a Kafka message meets them: Handler (Watermill
 // handler: payload → Row) → Batcher (groups rows, returns only once they are
-// in ClickHouse) → ClickHouseStore.InsertBatch.
+// in ClickHouse) → its PreWriter (the aggregates' by-day copy) →
+// ClickHouseStore.InsertBatch.
 package rawevents
 
 import (

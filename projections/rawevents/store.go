@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/shopspring/decimal"
+	"github.com/uvrhq/uvr/projections/chstore"
 )
 
 // ClickHouseStore reads and writes the projection's tables on a connection
@@ -55,30 +55,12 @@ func (s *ClickHouseStore) InsertBatch(ctx context.Context, rows []Row) error {
 }
 
 func (s *ClickHouseStore) insert(ctx context.Context, table string, cols []column, rows []Row) error {
-	batch, err := s.conn.PrepareBatch(ctx, insertSQL(table, cols))
-	if err != nil {
-		return fmt.Errorf("insert %d rows into %s: prepare: %w", len(rows), table, err)
-	}
-	for i, c := range cols {
-		if err := batch.Column(i).Append(c.values(rows)); err != nil {
-			_ = batch.Abort()
-			return fmt.Errorf("insert %d rows into %s: column %s: %w", len(rows), table, c.name, err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("insert %d rows into %s: %w", len(rows), table, err)
-	}
-	return nil
-}
-
-// insertSQL names the columns explicitly, so their order is the one of cols
-// whatever the table's.
-func insertSQL(table string, cols []column) string {
 	names := make([]string, len(cols))
+	values := make([]any, len(cols))
 	for i, c := range cols {
-		names[i] = c.name
+		names[i], values[i] = c.name, c.values(rows)
 	}
-	return "INSERT INTO " + table + " (" + strings.Join(names, ", ") + ")"
+	return chstore.InsertColumns(ctx, s.conn, table, names, values)
 }
 
 // column is one column of an insert: its name and how to build the whole

@@ -1,0 +1,404 @@
+package aggregates
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/uvrhq/uvr/deploy/servicetest"
+	"github.com/uvrhq/uvr/pipeline/event"
+	"github.com/uvrhq/uvr/projections/chstore"
+	"github.com/uvrhq/uvr/projections/rawevents"
+)
+
+// fixture is a fresh migrated database with the projector's pieces on it.
+type fixture struct {
+	conn    driver.Conn
+	raw     *rawevents.ClickHouseStore
+	writer  *Writer
+	agg     *Aggregator
+	reader  *Reader
+	batcher *rawevents.Batcher
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	addr, database := servicetest.ClickHouseDatabase(t)
+	ctx := testCtx(t)
+	conn, err := chstore.Open(ctx, chstore.Config{Addr: []string{addr}, Database: database})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	require.NoError(t, chstore.Migrate(ctx, conn, database, nil))
+	f := &fixture{conn: conn, raw: rawevents.NewClickHouseStore(conn)}
+	f.writer, err = NewWriter(WriterConfig{Conn: conn})
+	require.NoError(t, err)
+	f.agg, err = New(Config{Conn: conn})
+	require.NoError(t, err)
+	f.reader, err = NewReader(conn)
+	require.NoError(t, err)
+	f.batcher, err = rawevents.NewBatcher(rawevents.BatcherConfig{
+		Inserter: f.raw, Before: f.writer, FlushInterval: 10 * time.Millisecond, DedupeSize: -1,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = f.batcher.Close() })
+	return f
+}
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// add stores events as one batch (one Add: one flush) and recomputes the
+// dirty days.
+func (f *fixture) add(t *testing.T, events ...event.Event) {
+	t.Helper()
+	rows := make([]rawevents.Row, len(events))
+	for i, e := range events {
+		require.NoError(t, e.Validate(), e.ID)
+		r, err := rawevents.NewRow(e, time.Now(), -1, -1)
+		require.NoError(t, err)
+		rows[i] = r
+	}
+	require.NoError(t, f.batcher.Add(testCtx(t), rows))
+	_, err := f.agg.RecomputePending(testCtx(t))
+	require.NoError(t, err)
+}
+
+type opt func(*event.Event)
+
+func mk(typ, id, day string, opts ...opt) event.Event {
+	tm, err := time.Parse(time.DateOnly, day)
+	if err != nil {
+		panic(err)
+	}
+	e := event.Event{SpecVersion: event.SpecVersion, ID: id, Source: "test", Type: typ, Time: tm.Add(13 * time.Hour),
+		Data: event.Data{Customer: event.Customer{Source: "test", ExternalID: "cus_1"}, Version: 1}}
+	for _, o := range opts {
+		o(&e)
+	}
+	return e
+}
+
+func use(feature, qty, cost string) opt {
+	return func(e *event.Event) {
+		q, c := decimal.RequireFromString(qty), decimal.RequireFromString(cost)
+		e.Data.Feature, e.Data.Quantity, e.Data.Unit, e.Data.Cost, e.Data.Currency = feature, &q, "units", &c, "USD"
+	}
+}
+
+func pay(kind, amount string) opt {
+	return func(e *event.Event) {
+		e.Data.Kind = kind
+		if amount != "" {
+			a := decimal.RequireFromString(amount)
+			e.Data.Amount, e.Data.Currency = &a, "USD"
+		}
+	}
+}
+
+func ver(v uint32) opt { return func(e *event.Event) { e.Data.Version = v } }
+func voided() opt      { return func(e *event.Event) { e.Data.Void = true } }
+func cust(id string) opt {
+	return func(e *event.Event) { e.Data.Customer.ExternalID = id }
+}
+
+func day(s string) rawevents.Date {
+	d, err := rawevents.ParseDate(s)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+// Duplicates, a correction moving the day and the amount, a void, an older
+// version after a newer one, two versions in one batch: the aggregates give
+// the dashboard the raw events give, to the last digit, and a reconcile finds
+// nothing to repair.
+func TestAggregatesFollowCorrectionsAndVoids(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	u, r := event.TypeUsage, event.TypeRevenue
+
+	f.add(t,
+		mk(u, "u1", "2026-03-01", use("a", "10", "1.5")),
+		mk(u, "u2", "2026-03-02", use("a", "5", "3")),
+		mk(u, "u4", "2026-03-01", use("b", "1", "0.000000001"), cust("cus_2")),
+		mk(r, "r1", "2026-03-01", pay(event.KindInvoicePaid, "10.00")),
+		mk(r, "r3", "2026-03-01", pay(event.KindSubscriptionStarted, "")),
+	)
+	f.add(t, mk(u, "u2", "2026-03-02", use("a", "5", "3")))                                                        // duplicate
+	f.add(t, mk(u, "u1", "2026-03-03", use("a", "20", "2.25"), ver(2)))                                            // moves day and amount
+	f.add(t, mk(u, "u2", "2026-03-02", use("a", "5", "3"), ver(2), voided()))                                      // void
+	f.add(t, mk(u, "u3", "2026-03-04", use("b", "4", "4"), ver(2)))                                                // newer first…
+	f.add(t, mk(u, "u3", "2026-03-02", use("b", "100", "100")))                                                    // …older after it
+	f.add(t, mk(u, "u5", "2026-03-01", use("a", "1", "7")), mk(u, "u5", "2026-03-02", use("a", "2", "8"), ver(2))) // one batch
+	f.add(t, mk(r, "r1", "2026-03-05", pay(event.KindInvoicePaid, "12.00"), ver(2)), mk(r, "r2", "2026-03-05", pay(event.KindRefund, "-3.00")))
+	// Other currencies: their quantity counts, their money does not (no FX yet).
+	eur := func(e *event.Event) { e.Data.Currency = "EUR" }
+	f.add(t, mk(u, "u6", "2026-03-04", use("a", "6", "600"), eur), mk(r, "r4", "2026-03-04", pay(event.KindCharge, "50"), eur))
+
+	q := rawevents.DashboardQuery{Start: day("2026-02-28"), End: day("2026-03-06"), Currency: "USD"}
+	got, err := f.reader.Dashboard(testCtx(t), q)
+	require.NoError(t, err)
+	want, err := f.raw.Dashboard(testCtx(t), q)
+	require.NoError(t, err)
+	assert.Equal(t, want, got, "aggregates and raw events disagree")
+
+	costs := map[string]string{}
+	revenue := map[string]string{}
+	for _, d := range got.TimeSeries {
+		costs[d.Date.String()], revenue[d.Date.String()] = d.UsageCost.String(), d.Revenue.String()
+	}
+	assert.Equal(t, map[string]string{"2026-02-28": "0", "2026-03-01": "0.000000001", "2026-03-02": "8", "2026-03-03": "2.25",
+		"2026-03-04": "4", "2026-03-05": "0", "2026-03-06": "0"}, costs)
+	assert.Equal(t, map[string]string{"2026-02-28": "0", "2026-03-01": "0", "2026-03-02": "0", "2026-03-03": "0",
+		"2026-03-04": "0", "2026-03-05": "9", "2026-03-06": "0"}, revenue)
+	assert.Equal(t, "14.250000001", got.Summary.TotalUsageCost.String())
+
+	// The key that left 2026-03-01 (cus_1, feature a) is a zero row there.
+	var events uint64
+	require.NoError(t, f.conn.QueryRow(testCtx(t), `SELECT events FROM daily_usage FINAL
+WHERE day = toDate('2026-03-01') AND customer_external_id = 'cus_1' AND feature = 'a'`).Scan(&events))
+	assert.Zero(t, events)
+
+	var refunds decimal.Decimal
+	require.NoError(t, f.conn.QueryRow(testCtx(t), `SELECT refunds FROM daily_revenue FINAL WHERE day = toDate('2026-03-05')`).Scan(&refunds))
+	assert.Equal(t, "-3", refunds.String())
+
+	pending, err := f.agg.Pending(testCtx(t))
+	require.NoError(t, err)
+	assert.Zero(t, pending)
+	for _, d := range []string{"2026-03-01", "2026-03-02", "2026-03-03", "2026-03-05"} {
+		diff, err := f.agg.Reconcile(testCtx(t), day(d))
+		require.NoError(t, err)
+		assert.True(t, diff.Empty(), diff.String())
+	}
+}
+
+// A stored aggregate that drifted (here: written by hand) is reported by
+// Reconcile, which repairs it.
+func TestReconcileReportsAndRepairs(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.add(t, mk(event.TypeUsage, "u1", "2026-03-03", use("a", "10", "1.5")))
+
+	ctx := testCtx(t)
+	require.NoError(t, f.conn.Exec(ctx, `INSERT INTO daily_usage (day, customer_source, customer_external_id, feature, currency, quantity, events, cost, computed_at)
+SELECT toDate('2026-03-03'), 'test', 'cus_1', 'a', 'USD', toDecimal128(10, 9), toUInt64(1), toDecimal128(99, 9), toUInt64(4000000000000000000)`))
+
+	diff, err := f.agg.Reconcile(ctx, day("2026-03-03"))
+	require.NoError(t, err)
+	require.Len(t, diff.Lines, 1)
+	assert.Equal(t, DiffLine{Kind: KindUsage, Key: "customer_source=test customer_external_id=cus_1 feature=a currency=USD",
+		Stored: "quantity=10 cost=99 events=1", Recomputed: "quantity=10 cost=1.5 events=1"}, diff.Lines[0])
+	assert.Contains(t, diff.String(), "1 difference(s)")
+
+	again, err := f.agg.Reconcile(ctx, day("2026-03-03"))
+	require.NoError(t, err)
+	assert.True(t, again.Empty(), again.String())
+}
+
+// The idempotency argument of the write order: a flush that wrote the by-day
+// rows and died before the raw insert, then its redelivery; and a flush
+// redelivered after its raw insert. Neither loses nor doubles anything.
+func TestRedeliveredFlushesCountOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := testCtx(t)
+	f.add(t, mk(event.TypeUsage, "u1", "2026-03-01", use("a", "1", "1")))
+
+	moved, err := rawevents.NewRow(mk(event.TypeUsage, "u1", "2026-03-02", use("a", "2", "2"), ver(2)), time.Now(), -1, -1)
+	require.NoError(t, err)
+	failing, err := rawevents.NewBatcher(rawevents.BatcherConfig{Inserter: failInserter{}, Before: f.writer, FlushInterval: time.Millisecond})
+	require.NoError(t, err)
+	require.Error(t, failing.Add(ctx, []rawevents.Row{moved})) // by-day written, raw not
+	require.NoError(t, failing.Close())
+	require.NoError(t, f.batcher.Add(ctx, []rawevents.Row{moved})) // the redelivery
+	// And once more after the raw insert, straight through the writer.
+	require.NoError(t, f.writer.WriteBefore(ctx, []rawevents.Row{moved}))
+	_, err = f.agg.RecomputePending(ctx)
+	require.NoError(t, err)
+
+	q := rawevents.DashboardQuery{Start: day("2026-03-01"), End: day("2026-03-02"), Currency: "USD"}
+	got, err := f.reader.Dashboard(ctx, q)
+	require.NoError(t, err)
+	assert.Equal(t, "0", got.TimeSeries[0].UsageCost.String())
+	assert.Equal(t, "2", got.TimeSeries[1].UsageCost.String())
+	assert.Equal(t, "2", got.Summary.TotalUsageCost.String())
+}
+
+type failInserter struct{}
+
+func (failInserter) InsertBatch(context.Context, []rawevents.Row) error {
+	return errors.New("clickhouse went away")
+}
+
+// plan, the heart of the by-day writes, on its own.
+func TestPlan(t *testing.T) {
+	row := func(id, d string, v uint32, void bool) *rawevents.Row {
+		e := mk(event.TypeUsage, id, d, use("a", "1", "1"), ver(v))
+		e.Data.Void = void
+		r, err := rawevents.NewRow(e, time.Now(), -1, -1)
+		require.NoError(t, err)
+		return &r
+	}
+	type out struct {
+		id, day string
+		rev     uint64
+		void    bool
+	}
+	tests := []struct {
+		name  string
+		batch []*rawevents.Row
+		cur   map[identity]current
+		want  []out
+	}{
+		{"new event", []*rawevents.Row{row("x", "2026-03-01", 1, false)}, nil,
+			[]out{{"x", "2026-03-01", 2, false}}},
+		{"correction on the same day", []*rawevents.Row{row("x", "2026-03-01", 2, false)},
+			map[identity]current{{"test", "x"}: {rev: 2, days: []rawevents.Date{day("2026-03-01")}}},
+			[]out{{"x", "2026-03-01", 4, false}}},
+		{"correction moving the day leaves a tombstone", []*rawevents.Row{row("x", "2026-03-02", 2, false)},
+			map[identity]current{{"test", "x"}: {rev: 2, days: []rawevents.Date{day("2026-03-01")}}},
+			[]out{{"x", "2026-03-02", 4, false}, {"x", "2026-03-01", 4, true}}},
+		{"void", []*rawevents.Row{row("x", "2026-03-01", 1, true)},
+			map[identity]current{{"test", "x"}: {rev: 2, days: []rawevents.Date{day("2026-03-01")}}},
+			[]out{{"x", "2026-03-01", 3, true}}},
+		{"older version after a newer one", []*rawevents.Row{row("x", "2026-03-05", 1, false)},
+			map[identity]current{{"test", "x"}: {rev: 4, days: []rawevents.Date{day("2026-03-01")}}},
+			nil},
+		{"redelivery of the current version", []*rawevents.Row{row("x", "2026-03-02", 2, false)},
+			map[identity]current{{"test", "x"}: {rev: 4, days: []rawevents.Date{day("2026-03-02")}}},
+			[]out{{"x", "2026-03-02", 4, false}}},
+		{"versions of one batch in rev order", []*rawevents.Row{row("x", "2026-03-03", 3, false), row("x", "2026-03-02", 2, false)},
+			map[identity]current{{"test", "x"}: {rev: 2, days: []rawevents.Date{day("2026-03-01")}}},
+			[]out{{"x", "2026-03-02", 4, false}, {"x", "2026-03-01", 4, true}, {"x", "2026-03-03", 6, false}, {"x", "2026-03-01", 6, true}, {"x", "2026-03-02", 6, true}}},
+		{"remembered days are all tombstoned", []*rawevents.Row{row("x", "2026-03-03", 3, false)},
+			map[identity]current{{"test", "x"}: {rev: 4, days: []rawevents.Date{day("2026-03-01"), day("2026-03-02")}}},
+			[]out{{"x", "2026-03-03", 6, false}, {"x", "2026-03-01", 6, true}, {"x", "2026-03-02", 6, true}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cur := tt.cur
+			if cur == nil {
+				cur = map[identity]current{}
+			}
+			var got []out
+			for _, r := range plan(tt.batch, cur) {
+				got = append(got, out{r.row.Event.ID, r.day.String(), r.rev, r.void})
+			}
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// A full batch of events with long ids: the lookup query would exceed
+// ClickHouse's max_query_size (256 KiB) in one piece, so it is chunked; the
+// corrections that follow find every current version.
+func TestLargeBatchWithLongIDs(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const n = 5000
+	long := strings.Repeat("x", 120)
+	first, moved := make([]event.Event, n), make([]event.Event, n)
+	for i := range n {
+		id := fmt.Sprintf("%s-%d", long, i)
+		first[i] = mk(event.TypeUsage, id, "2026-03-01", use("a", "1", "0.5"))
+		moved[i] = mk(event.TypeUsage, id, "2026-03-02", use("a", "1", "0.25"), ver(2))
+	}
+	f.add(t, first...)
+	f.add(t, moved...)
+
+	q := rawevents.DashboardQuery{Start: day("2026-03-01"), End: day("2026-03-02"), Currency: "USD"}
+	got, err := f.reader.Dashboard(testCtx(t), q)
+	require.NoError(t, err)
+	assert.Equal(t, "0", got.TimeSeries[0].UsageCost.String())
+	assert.Equal(t, "1250", got.TimeSeries[1].UsageCost.String())
+}
+
+func TestChunkIdentities(t *testing.T) {
+	ids := []identity{{"s", "1234"}, {"s", "5678"}, {"s", "9"}}
+	// Each of the first two counts 1+4+10 = 15 bytes, the last 12.
+	assert.Equal(t, [][]identity{ids}, chunkIdentities(ids, 100))
+	assert.Equal(t, [][]identity{ids[:2], ids[2:]}, chunkIdentities(ids, 30))
+	assert.Equal(t, [][]identity{ids[:1], ids[1:2], ids[2:]}, chunkIdentities(ids, 1), "one identity per chunk at least")
+	assert.Empty(t, chunkIdentities(nil, 100))
+}
+
+// A flush that wrote its by-day rows and then failed its raw insert, in a
+// process that goes on: a later version of the same event, flushed before
+// the failed one is redelivered, must still remove the failed version's
+// by-day row (the raw tables do not know it; the writer remembers it).
+func TestLaterVersionAfterAFailedFlush(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := testCtx(t)
+	f.add(t, mk(event.TypeUsage, "u1", "2026-03-01", use("a", "1", "1")))
+
+	row := func(e event.Event) []rawevents.Row {
+		r, err := rawevents.NewRow(e, time.Now(), -1, -1)
+		require.NoError(t, err)
+		return []rawevents.Row{r}
+	}
+	v2 := row(mk(event.TypeUsage, "u1", "2026-03-02", use("a", "2", "2"), ver(2)))
+	v3 := row(mk(event.TypeUsage, "u1", "2026-03-03", use("a", "3", "3"), ver(3)))
+	failing, err := rawevents.NewBatcher(rawevents.BatcherConfig{Inserter: failInserter{}, Before: f.writer, FlushInterval: time.Millisecond})
+	require.NoError(t, err)
+	require.Error(t, failing.Add(ctx, v2)) // by-day under 03-02 written, raw not
+	require.NoError(t, failing.Close())
+	require.NoError(t, f.batcher.Add(ctx, v3)) // the later version goes first
+	require.NoError(t, f.batcher.Add(ctx, v2)) // then the redelivery
+	_, err = f.agg.RecomputePending(ctx)
+	require.NoError(t, err)
+
+	q := rawevents.DashboardQuery{Start: day("2026-03-01"), End: day("2026-03-03"), Currency: "USD"}
+	got, err := f.reader.Dashboard(ctx, q)
+	require.NoError(t, err)
+	want, err := f.raw.Dashboard(ctx, q)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	assert.Equal(t, "3", got.Summary.TotalUsageCost.String())
+}
+
+func TestTrailMemoryForgetsTheOldest(t *testing.T) {
+	m := newTrailMemory(2)
+	c := func(rev uint64, d string) current { return current{rev: rev, days: []rawevents.Date{day(d)}} }
+	a, b, x := identity{"test", "a"}, identity{"test", "b"}, identity{"test", "x"}
+	m.record(KindUsage, map[identity]current{a: c(2, "2026-03-01")})
+	m.record(KindUsage, map[identity]current{b: c(2, "2026-03-02")})
+	m.record(KindUsage, map[identity]current{a: c(4, "2026-03-03")}) // an update keeps its place
+	m.record(KindUsage, map[identity]current{x: c(2, "2026-03-04")}) // evicts a, the oldest
+	assert.NotContains(t, m.trails, memoryKey{KindUsage, a})
+	assert.Contains(t, m.trails, memoryKey{KindUsage, b})
+
+	// merge adds remembered days to the raw lookup, and identities the raw
+	// tables lack; kinds are apart.
+	rows := func(ids ...string) []*rawevents.Row {
+		var out []*rawevents.Row
+		for _, id := range ids {
+			r, err := rawevents.NewRow(mk(event.TypeUsage, id, "2026-03-09", use("a", "1", "1")), time.Now(), -1, -1)
+			require.NoError(t, err)
+			out = append(out, &r)
+		}
+		return out
+	}
+	cur := map[identity]current{b: c(6, "2026-03-05")}
+	m.merge(KindUsage, rows("b", "x"), cur)
+	assert.Equal(t, map[identity]current{
+		b: {rev: 6, days: []rawevents.Date{day("2026-03-05"), day("2026-03-02")}},
+		x: c(2, "2026-03-04"),
+	}, cur)
+	other := map[identity]current{}
+	m.merge(KindRevenue, rows("b"), other)
+	assert.Empty(t, other)
+}

@@ -1,0 +1,113 @@
+package aggregates
+
+import (
+	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/uvrhq/uvr/projections/rawevents"
+)
+
+// The SQL of the package, one builder per statement, each returning the SQL
+// and its client-side bound arguments (`?`; ClickHouse 18.16 has no
+// server-side parameters, and sets are bound with clickhouse.GroupSet). Golden
+// tests pin every statement; all of them run on ClickHouse 18.16 and current
+// releases alike.
+//
+// Every read of a ReplacingMergeTree uses FINAL and keeps its filters in
+// WHERE, never PREWHERE: a PREWHERE applies before FINAL collapses the
+// versions and would let an older, unvoided version through.
+
+// identity is an event identity, the raw tables' primary key.
+type identity struct {
+	source, id string
+}
+
+// currentSQL looks up the current version (rev and day) of identities in a
+// raw table: point lookups on its primary key (source, id).
+func currentSQL(rawTable string, ids []identity) (string, []any) {
+	set := clickhouse.GroupSet{Value: make([]any, len(ids))}
+	for i, id := range ids {
+		set.Value[i] = clickhouse.GroupSet{Value: []any{id.source, id.id}}
+	}
+	return `SELECT source, id, rev, day
+FROM ` + rawTable + ` FINAL
+WHERE (source, id) IN ?`, []any{set}
+}
+
+// pendingSQL lists the dirty days not yet recomputed, oldest day first.
+func pendingSQL(limit int) (string, []any) {
+	return `SELECT kind, day, changed_ns
+FROM dirty_days FINAL
+WHERE done = 0
+ORDER BY day, kind
+LIMIT ?`, []any{limit}
+}
+
+// pendingCountSQL counts the dirty days not yet recomputed.
+func pendingCountSQL() string {
+	return `SELECT count() FROM dirty_days FINAL WHERE done = 0`
+}
+
+// usageDaySQL recomputes one day of daily_usage from usage_by_day.
+func usageDaySQL(day rawevents.Date) (string, []any) {
+	return `SELECT customer_source, customer_external_id, feature, currency, sum(quantity) AS quantity, sum(cost) AS cost, count() AS events
+FROM usage_by_day FINAL
+WHERE day = toDate(?) AND void = 0
+GROUP BY customer_source, customer_external_id, feature, currency`, []any{day.String()}
+}
+
+// revenueDaySQL recomputes one day of daily_revenue from revenue_by_day,
+// cash basis, over the kinds that move money.
+func revenueDaySQL(day rawevents.Date) (string, []any) {
+	return `SELECT customer_source, customer_external_id, currency, sum(amount) AS cash, sumIf(amount, kind IN (` + quoteAll(refundKinds) + `)) AS refunds, count() AS events
+FROM revenue_by_day FINAL
+WHERE day = toDate(?) AND void = 0 AND kind IN (` + quoteAll(rawevents.RevenueKinds()) + `)
+GROUP BY customer_source, customer_external_id, currency`, []any{day.String()}
+}
+
+// storedUsageSQL reads the stored aggregate of one day, zero rows included
+// (their keys need no new zero row, and their computed_at bounds the next).
+func storedUsageSQL(day rawevents.Date) (string, []any) {
+	return `SELECT customer_source, customer_external_id, feature, currency, quantity, cost, events, computed_at
+FROM daily_usage FINAL
+WHERE day = toDate(?)`, []any{day.String()}
+}
+
+func storedRevenueSQL(day rawevents.Date) (string, []any) {
+	return `SELECT customer_source, customer_external_id, currency, cash, refunds, events, computed_at
+FROM daily_revenue FINAL
+WHERE day = toDate(?)`, []any{day.String()}
+}
+
+// dashboardUsageSQL is the dashboard's usage per day and feature over a
+// range, from the aggregates: quantity in every currency, cost in the
+// reporting one. events > 0 skips the zero rows of keys that left a day, so a
+// (day, feature) appears exactly when it has a counted event, as over the raw
+// events.
+func dashboardUsageSQL(q rawevents.DashboardQuery) (string, []any) {
+	return `SELECT day, feature, sum(quantity) AS quantity, sumIf(cost, currency = ?) AS cost
+FROM daily_usage FINAL
+WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?)
+GROUP BY day, feature
+ORDER BY day, feature`, []any{q.Currency, q.Start.String(), q.End.String()}
+}
+
+// dashboardRevenueSQL is the dashboard's cash revenue per day in the
+// reporting currency.
+func dashboardRevenueSQL(q rawevents.DashboardQuery) (string, []any) {
+	return `SELECT day, sum(cash) AS revenue
+FROM daily_revenue FINAL
+WHERE events > 0 AND currency = ? AND day >= toDate(?) AND day <= toDate(?)
+GROUP BY day
+ORDER BY day`, []any{q.Currency, q.Start.String(), q.End.String()}
+}
+
+// quoteAll writes constant strings (never user input) as SQL literals.
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = "'" + s + "'"
+	}
+	return strings.Join(q, ", ")
+}

@@ -1,0 +1,112 @@
+package aggregates
+
+import (
+	"testing"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/stretchr/testify/assert"
+
+	"github.com/uvrhq/uvr/projections/rawevents"
+)
+
+// Golden SQL of every builder: a change to a statement shows up here first.
+func TestSQLBuilders(t *testing.T) {
+	day := rawevents.Date{Year: 2026, Month: 3, Day: 9}
+	q := rawevents.DashboardQuery{Start: rawevents.Date{Year: 2026, Month: 3, Day: 1}, End: day, Currency: "EUR"}
+	tests := []struct {
+		name     string
+		sql      string
+		args     []any
+		wantSQL  string
+		wantArgs []any
+	}{
+		{
+			name: "current versions",
+			sql: func() string {
+				s, _ := currentSQL("usage_events", []identity{{"a", "1"}, {"b", "2"}})
+				return s
+			}(),
+			args: func() []any {
+				_, a := currentSQL("usage_events", []identity{{"a", "1"}, {"b", "2"}})
+				return a
+			}(),
+			wantSQL: `SELECT source, id, rev, day
+FROM usage_events FINAL
+WHERE (source, id) IN ?`,
+			wantArgs: []any{clickhouse.GroupSet{Value: []any{
+				clickhouse.GroupSet{Value: []any{"a", "1"}},
+				clickhouse.GroupSet{Value: []any{"b", "2"}},
+			}}},
+		},
+		{
+			name: "pending", sql: first(pendingSQL(500)), args: second(pendingSQL(500)),
+			wantSQL: `SELECT kind, day, changed_ns
+FROM dirty_days FINAL
+WHERE done = 0
+ORDER BY day, kind
+LIMIT ?`,
+			wantArgs: []any{500},
+		},
+		{
+			name: "pending count", sql: pendingCountSQL(),
+			wantSQL: `SELECT count() FROM dirty_days FINAL WHERE done = 0`,
+		},
+		{
+			name: "usage day", sql: first(usageDaySQL(day)), args: second(usageDaySQL(day)),
+			wantSQL: `SELECT customer_source, customer_external_id, feature, currency, sum(quantity) AS quantity, sum(cost) AS cost, count() AS events
+FROM usage_by_day FINAL
+WHERE day = toDate(?) AND void = 0
+GROUP BY customer_source, customer_external_id, feature, currency`,
+			wantArgs: []any{"2026-03-09"},
+		},
+		{
+			name: "revenue day", sql: first(revenueDaySQL(day)), args: second(revenueDaySQL(day)),
+			wantSQL: `SELECT customer_source, customer_external_id, currency, sum(amount) AS cash, sumIf(amount, kind IN ('refund', 'credit_note')) AS refunds, count() AS events
+FROM revenue_by_day FINAL
+WHERE day = toDate(?) AND void = 0 AND kind IN ('charge', 'invoice_paid', 'refund', 'credit_note', 'dispute')
+GROUP BY customer_source, customer_external_id, currency`,
+			wantArgs: []any{"2026-03-09"},
+		},
+		{
+			name: "stored usage", sql: first(storedUsageSQL(day)), args: second(storedUsageSQL(day)),
+			wantSQL: `SELECT customer_source, customer_external_id, feature, currency, quantity, cost, events, computed_at
+FROM daily_usage FINAL
+WHERE day = toDate(?)`,
+			wantArgs: []any{"2026-03-09"},
+		},
+		{
+			name: "stored revenue", sql: first(storedRevenueSQL(day)), args: second(storedRevenueSQL(day)),
+			wantSQL: `SELECT customer_source, customer_external_id, currency, cash, refunds, events, computed_at
+FROM daily_revenue FINAL
+WHERE day = toDate(?)`,
+			wantArgs: []any{"2026-03-09"},
+		},
+		{
+			name: "dashboard usage", sql: first(dashboardUsageSQL(q)), args: second(dashboardUsageSQL(q)),
+			wantSQL: `SELECT day, feature, sum(quantity) AS quantity, sumIf(cost, currency = ?) AS cost
+FROM daily_usage FINAL
+WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?)
+GROUP BY day, feature
+ORDER BY day, feature`,
+			wantArgs: []any{"EUR", "2026-03-01", "2026-03-09"},
+		},
+		{
+			name: "dashboard revenue", sql: first(dashboardRevenueSQL(q)), args: second(dashboardRevenueSQL(q)),
+			wantSQL: `SELECT day, sum(cash) AS revenue
+FROM daily_revenue FINAL
+WHERE events > 0 AND currency = ? AND day >= toDate(?) AND day <= toDate(?)
+GROUP BY day
+ORDER BY day`,
+			wantArgs: []any{"EUR", "2026-03-01", "2026-03-09"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.wantSQL, tt.sql)
+			assert.Equal(t, tt.wantArgs, tt.args)
+		})
+	}
+}
+
+func first(s string, _ []any) string { return s }
+func second(_ string, a []any) []any { return a }
