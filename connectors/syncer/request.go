@@ -253,10 +253,19 @@ const (
 	SummaryTimeout = "timeout"
 )
 
+// requestBudget bounds listing services and publishing their requests.
+const requestBudget = 30 * time.Second
+
 // SyncAll requests a sync of every syncable (not paused) service and waits
 // until their runs finished or ctx ends; a timeout is not an error.
+//
+// ctx's deadline is the wait: listing and requesting get a bounded budget of
+// their own, so a short wait (or a slow broker) never turns into "the syncs
+// could not be requested" — the requests are made, the runs go on.
 func (e *Engine) SyncAll(ctx context.Context, trigger Trigger) (Summary, error) {
-	all, err := e.cfg.Services.List(ctx)
+	reqCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestBudget)
+	defer cancel()
+	all, err := e.cfg.Services.List(reqCtx)
 	if err != nil {
 		return Summary{}, fmt.Errorf("sync all: list services: %w", err)
 	}
@@ -266,7 +275,7 @@ func (e *Engine) SyncAll(ctx context.Context, trigger Trigger) (Summary, error) 
 			ids = append(ids, s.ID)
 		}
 	}
-	runIDs, err := e.Request(ctx, ids, trigger)
+	runIDs, err := e.Request(reqCtx, ids, trigger)
 	if err != nil {
 		return Summary{}, fmt.Errorf("sync all: %w", err)
 	}
