@@ -54,6 +54,13 @@ type Config struct {
 	// Customers serves POST /api/customers/{link,unlink,merge,split} and GET
 	// /api/customer-references (customers.go); nil answers 503.
 	Customers CustomerDirectory
+	// Analytics serves GET /api/customers, /api/customers/{id}, /api/features
+	// and /api/timeseries (analytics.go); missing parts answer 503.
+	Analytics Analytics
+	// Insights and InsightRunner serve /api/insights* (insights.go); nil
+	// answers 503.
+	Insights      InsightFlags
+	InsightRunner InsightRunner
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // where API metrics go; nil = not registered
@@ -139,6 +146,8 @@ func New(cfg Config) (*Server, error) {
 	api.GET("/openapi.json", s.openapiJSON) // openapi.go: the document of these routes
 	api.GET("/docs", s.docs)
 	s.registerCustomers(api)
+	s.registerAnalytics(api)
+	s.registerInsights(api)
 	if cfg.Gatherer != nil {
 		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{Registry: cfg.Registerer})))
 	}

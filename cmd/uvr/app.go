@@ -67,6 +67,7 @@ type Main struct {
 	batcher    *rawevents.Batcher
 	aggregator *aggregates.Aggregator
 	customers  *customers.Directory
+	insights   insightsService // insights.go: set by openInsights
 	server     *api.Server
 	metricsSrv *http.Server
 	listener   net.Listener
@@ -152,6 +153,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	if m.Roles.Projector {
 		if err := m.openProjector(runCtx, store); err != nil {
+			return err
+		}
+	}
+	if m.Roles.API || m.Roles.Projector {
+		if err := m.openInsights(runCtx); err != nil {
 			return err
 		}
 	}
@@ -330,6 +336,22 @@ func (m *Main) openAPI(ctx context.Context) error {
 		apiCfg.Airbyte = m.airbyte
 	}
 	apiCfg.Customers = m.customers
+	if svc := m.insights.Load(); svc != nil {
+		apiCfg.Insights, apiCfg.InsightRunner = svc, svc
+	}
+	if m.customers != nil { // per-customer analytics group references through the directory
+		dir := m.customers
+		analytics, err := aggregates.NewAnalytics(m.ch, func(ctx context.Context) (map[customers.Ref]string, error) {
+			if err := dir.Sync(ctx); err != nil {
+				return nil, err
+			}
+			return dir.Snapshot(), nil
+		})
+		if err != nil {
+			return err
+		}
+		apiCfg.Analytics = api.Analytics{Reader: analytics, Items: analytics, Customers: dir}
+	}
 	if m.server, err = api.New(apiCfg); err != nil {
 		return err
 	}

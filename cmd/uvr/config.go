@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/uvrhq/uvr/projections/chstore"
+	"github.com/uvrhq/uvr/projections/insights"
 )
 
 // Config is the one typed configuration tree of the uvr binary. Defaults live
@@ -58,6 +59,14 @@ type Config struct {
 	AirbyteKafkaTopics  []string
 	AirbyteKafkaSource  string
 	AirbyteKafkaMapping string
+
+	// Insight alerts (projections/insights.Alerter): a signed webhook and a
+	// Slack-compatible incoming webhook, each sent the flags of at least
+	// AlertMinSeverity. The URLs and the secret are never logged.
+	AlertWebhookURL    string
+	AlertWebhookSecret string
+	AlertSlackURL      string
+	AlertMinSeverity   string
 }
 
 func defaultConfig() Config {
@@ -82,6 +91,7 @@ func defaultConfig() Config {
 		LogFormat:           "text",
 		ConnectorPrefix:     "uvr",
 		EnableScheduler:     true,
+		AlertMinSeverity:    "warning",
 		VaultMount:          "secret",
 		VaultPrefix:         "uvr/services",
 	}
@@ -161,6 +171,14 @@ func (cfg *Config) bind(fs *pflag.FlagSet) {
 	withEnv("airbyte-kafka-source", "UVR_AIRBYTE_KAFKA_SOURCE")
 	fs.StringVar(&cfg.AirbyteKafkaMapping, "airbyte-kafka-mapping", "", "declarative mapping file for those topics (instead of --airbyte-kafka-source)")
 	withEnv("airbyte-kafka-mapping", "UVR_AIRBYTE_KAFKA_MAPPING")
+	fs.StringVar(&cfg.AlertWebhookURL, "alert-webhook-url", "", "webhook receiving insight alerts, an HMAC-SHA256 signed JSON POST")
+	withEnv("alert-webhook-url", "UVR_ALERT_WEBHOOK_URL")
+	fs.StringVar(&cfg.AlertWebhookSecret, "alert-webhook-secret", "", "HMAC key of the alert webhook (at least 16 bytes)")
+	withEnv("alert-webhook-secret", "UVR_ALERT_WEBHOOK_SECRET")
+	fs.StringVar(&cfg.AlertSlackURL, "alert-slack-url", "", "Slack-compatible incoming webhook receiving insight alerts")
+	withEnv("alert-slack-url", "UVR_ALERT_SLACK_URL")
+	fs.StringVar(&cfg.AlertMinSeverity, "alert-min-severity", cfg.AlertMinSeverity, "lowest severity alerted: info, warning or critical")
+	withEnv("alert-min-severity", "UVR_ALERT_MIN_SEVERITY")
 }
 
 const envAnnotation = "uvr_env"
@@ -235,6 +253,12 @@ func (cfg Config) Validate() error {
 	}
 	if len(cfg.AirbyteKafkaTopics) > 0 && (cfg.AirbyteKafkaSource == "") == (cfg.AirbyteKafkaMapping == "") {
 		errs = append(errs, errors.New("--airbyte-kafka-topics needs exactly one of --airbyte-kafka-source and --airbyte-kafka-mapping"))
+	}
+	if _, err := insights.ParseSeverity(cfg.AlertMinSeverity); err != nil {
+		errs = append(errs, fmt.Errorf("--alert-min-severity: %w", err))
+	}
+	if cfg.AlertWebhookURL != "" && len(cfg.AlertWebhookSecret) < insights.MinSecretLength {
+		errs = append(errs, fmt.Errorf("--alert-webhook-url needs --alert-webhook-secret of at least %d bytes", insights.MinSecretLength))
 	}
 	if cfg.ConnectorPrefix == "" {
 		errs = append(errs, errors.New("--connector-prefix must not be empty"))

@@ -165,6 +165,7 @@ func (m *Main) openSyncWorker(ctx context.Context, t connectorTopics) error {
 		Disabled:  !m.Config.EnableScheduler,
 		Services:  syncer.FromRegistry(m.registry),
 		Requester: m.engine,
+		Insights:  m.insightsHook(),
 		Logger:    m.Logger, Registerer: m.Registry,
 	})
 	if err != nil {

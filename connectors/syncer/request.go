@@ -253,6 +253,18 @@ const (
 	SummaryTimeout = "timeout"
 )
 
+// expired reports whether ctx has ended or its deadline has passed. The
+// ClickHouse driver turns a context deadline into the connection's read
+// deadline, so a query cut by it fails with "i/o timeout" a moment before
+// ctx.Err() says so; both mean the wait is over, not that reading failed.
+func expired(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	deadline, ok := ctx.Deadline()
+	return ok && !time.Now().Before(deadline)
+}
+
 // requestBudget bounds listing services and publishing their requests.
 const requestBudget = 30 * time.Second
 
@@ -280,7 +292,7 @@ func (e *Engine) SyncAll(ctx context.Context, trigger Trigger) (Summary, error) 
 		return Summary{}, fmt.Errorf("sync all: %w", err)
 	}
 	runs, err := e.Wait(ctx, runIDs)
-	if err != nil && ctx.Err() == nil {
+	if err != nil && !expired(ctx) {
 		return Summary{}, fmt.Errorf("sync all: %w", err)
 	}
 	sum := Summary{RunIDs: runIDs}

@@ -74,9 +74,13 @@ func TestLoadMigrations(t *testing.T) {
 			assert.Len(t, m.statements, 9, m.name) // 5 tables, then the backfill of what was projected before
 			continue
 		}
+		if m.name == "insight_flags" {
+			assert.Len(t, m.statements, 2, m.name) // the flags and their alert deliveries
+			continue
+		}
 		assert.Len(t, m.statements, 1, m.name)
 	}
-	assert.Equal(t, []string{"usage_events", "revenue_events", "customer_events", "sync_runs", "daily_aggregates"}, names)
+	assert.Equal(t, []string{"usage_events", "revenue_events", "customer_events", "sync_runs", "daily_aggregates", "insight_flags"}, names)
 
 	stmt := "CREATE TABLE x (a UInt8) ENGINE = Memory"
 	bad := []struct {
@@ -119,7 +123,7 @@ func TestOpenAndMigrate(t *testing.T) {
 	require.NoError(t, err)
 	applied, err := migrate(ctx, conn, database, nil, ms)
 	require.NoError(t, err)
-	assert.Equal(t, []uint32{1, 2, 3, 4, 5}, applied)
+	assert.Equal(t, []uint32{1, 2, 3, 4, 5, 6}, applied)
 
 	// The exported entry point, as every start calls it: nothing new.
 	require.NoError(t, Migrate(ctx, conn, database, nil))
@@ -142,10 +146,10 @@ func TestOpenAndMigrate(t *testing.T) {
 		got = append(got, r)
 	}
 	require.NoError(t, rows.Err())
-	assert.Equal(t, []rec{{1, "usage_events", 1}, {2, "revenue_events", 1}, {3, "customer_events", 1}, {4, "sync_runs", 1}, {5, "daily_aggregates", 1}}, got)
+	assert.Equal(t, []rec{{1, "usage_events", 1}, {2, "revenue_events", 1}, {3, "customer_events", 1}, {4, "sync_runs", 1}, {5, "daily_aggregates", 1}, {6, "insight_flags", 1}}, got)
 
 	for _, table := range []string{"usage_events", "revenue_events", "customer_events", "sync_runs",
-		"usage_by_day", "revenue_by_day", "dirty_days", "daily_usage", "daily_revenue"} {
+		"usage_by_day", "revenue_by_day", "dirty_days", "daily_usage", "daily_revenue", "insight_flags", "insight_deliveries"} {
 		var engine string
 		require.NoError(t, conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = ?", database, table).Scan(&engine))
 		assert.Equal(t, "ReplacingMergeTree", engine, table)

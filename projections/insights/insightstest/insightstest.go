@@ -1,6 +1,7 @@
 // Package insightstest holds in-memory implementations of the insights
 // interfaces, for tests of the insights package and of its users (the API,
-// the scheduler) until the ClickHouse ones exist.
+// the scheduler), held to the same contracts as the ClickHouse ones
+// (StoreContract, DeliveryLogContract).
 package insightstest
 
 import (
@@ -174,4 +175,13 @@ func (s *Source) FeatureDays(_ context.Context, w insights.Window) ([]insights.F
 		}
 	}
 	return out, nil
+}
+
+// Get returns the stored flag id and whether it exists.
+func (s *Store) Get(_ context.Context, id string) (insights.Flag, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.flags[id]
+	f.Evidence = maps.Clone(f.Evidence)
+	return f, ok, nil
 }

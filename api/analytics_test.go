@@ -1,0 +1,201 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/uvrhq/uvr/api"
+	"github.com/uvrhq/uvr/deploy/servicetest"
+	"github.com/uvrhq/uvr/pipeline/event"
+	"github.com/uvrhq/uvr/pipeline/kafka"
+	"github.com/uvrhq/uvr/projections/aggregates"
+	"github.com/uvrhq/uvr/projections/chstore"
+	"github.com/uvrhq/uvr/projections/customers"
+	"github.com/uvrhq/uvr/projections/rawevents"
+)
+
+// analyticsServer serves the analytics routes over a directory on the real
+// Kafka (Ann on Stripe and Chargebee by email, an OpenAI project of its
+// own) and daily aggregates written into the real ClickHouse.
+func analyticsServer(t *testing.T, enabled bool) http.Handler {
+	t.Helper()
+	brokers := servicetest.KafkaBrokers(t)
+	pub, err := kafka.NewPublisher(kafka.PublisherConfig{Brokers: brokers})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pub.Close() })
+	cfg := api.Config{
+		Addr: "127.0.0.1:0", EventsTopic: servicetest.Topic("test.api.events"), Publisher: pub, // not called by these routes
+		Dashboard: rawevents.NewClickHouseStore(nil), // not called by these routes
+		Logger:    slog.New(slog.DiscardHandler),
+	}
+	if enabled {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		table, err := kafka.NewTable(kafka.TableConfig{Brokers: brokers, Topic: servicetest.Topic("test.api.analytics.customers")})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = table.Close() })
+		dir, err := customers.New(customers.Config{Table: table})
+		require.NoError(t, err)
+		at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		for i, c := range []event.Customer{
+			{Source: "stripe", ExternalID: "cus_ann", Email: "ann@example.com", Name: "Ann"},
+			{Source: "chargebee", ExternalID: "ann-1", Email: "ann@example.com"},
+			{Source: "openai", ExternalID: "proj_1"},
+		} {
+			typ := event.TypeCustomer
+			if c.Email == "" {
+				typ = event.TypeUsage
+			}
+			require.NoError(t, dir.Observe(ctx, event.Event{SpecVersion: event.SpecVersion, ID: "e" + c.ExternalID, Source: c.Source,
+				Type: typ, Time: at.Add(time.Duration(i) * time.Second), Data: event.Data{Customer: c, Version: 1}}))
+		}
+
+		addr, database := servicetest.ClickHouseDatabase(t)
+		conn, err := chstore.Open(ctx, chstore.Config{Addr: []string{addr}, Database: database})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = conn.Close() })
+		require.NoError(t, chstore.Migrate(ctx, conn, database, nil))
+		d := decimal.RequireFromString
+		day1, day2 := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC)
+		require.NoError(t, chstore.InsertColumns(ctx, conn, aggregates.TableDailyUsage,
+			[]string{"day", "customer_source", "customer_external_id", "feature", "currency", "quantity", "events", "cost", "computed_at"},
+			[]any{
+				[]time.Time{day1, day1, day2},
+				[]string{"stripe", "chargebee", "openai"},
+				[]string{"cus_ann", "ann-1", "proj_1"},
+				[]string{"tokens", "images", "tokens"},
+				[]string{"USD", "USD", "USD"},
+				[]decimal.Decimal{d("10"), d("2"), d("40")},
+				[]uint64{1, 1, 2},
+				[]decimal.Decimal{d("1.5"), d("0.25"), d("9.1")},
+				[]uint64{1, 1, 1},
+			}))
+		require.NoError(t, chstore.InsertColumns(ctx, conn, aggregates.TableDailyRevenue,
+			[]string{"day", "customer_source", "customer_external_id", "currency", "cash", "refunds", "events", "computed_at"},
+			[]any{
+				[]time.Time{day1, day2},
+				[]string{"stripe", "openai"},
+				[]string{"cus_ann", "proj_1"},
+				[]string{"USD", "USD"},
+				[]decimal.Decimal{d("20"), d("3")},
+				[]decimal.Decimal{d("0"), d("0")},
+				[]uint64{1, 1},
+				[]uint64{1, 1},
+			}))
+		analytics, err := aggregates.NewAnalytics(conn, func(ctx context.Context) (map[customers.Ref]string, error) {
+			if err := dir.Sync(ctx); err != nil {
+				return nil, err
+			}
+			return dir.Snapshot(), nil
+		})
+		require.NoError(t, err)
+		cfg.Analytics = api.Analytics{Reader: analytics, Items: analytics, Customers: dir}
+	}
+	server, err := api.New(cfg)
+	require.NoError(t, err)
+	return server.Handler()
+}
+
+// Every analytics route answers what the document says, closed schemas
+// included; totals group Ann's two references; bad parameters are 400s
+// naming the parameter.
+func TestAnalyticsRoutes(t *testing.T) {
+	t.Parallel()
+	doc := strictDoc(t)
+	h := analyticsServer(t, true)
+	ann := customers.SelfID(customers.Ref{Source: "stripe", ExternalID: "cus_ann"})
+	proj := customers.SelfID(customers.Ref{Source: "openai", ExternalID: "proj_1"})
+	rng := "start_date=2026-03-01&end_date=2026-03-31"
+	tests := []struct {
+		name, route, target string
+		status              int
+		contains            []string
+	}{
+		{"customers", "/api/customers", "/api/customers?" + rng, 200,
+			[]string{`{"id":"` + ann + `","external_id":"ann-1","name":"Ann","plan":"","usage":12,"revenue":20,"revenue_per_unit":1.666666667,"cost":1.75,"profit":18.25,"margin_percentage":91.25}`,
+				`"usage":40,"revenue":3,"revenue_per_unit":0.075,"cost":9.1,"profit":-6.1,"margin_percentage":-203.3333}`, `"total":2`}},
+		{"customers sorted, paged", "/api/customers", "/api/customers?sort=-cost&limit=1&" + rng, 200, []string{`"customers":[{"id":"` + proj + `"`}},
+		{"customers matching", "/api/customers", "/api/customers?q=ANN&" + rng, 200, []string{`"total":1`}},
+		{"customer", "/api/customers/{id}", "/api/customers/" + ann + "?" + rng, 200,
+			[]string{`"references":[{"source":"chargebee","external_id":"ann-1"},{"source":"stripe","external_id":"cus_ann"}]`,
+				`"revenue_items":[]`, `{"period":"2026-03-02","key":"(unattributed)","usage":0,"cost":0,"revenue":20,"profit":20}`}},
+		{"unknown customer", "/api/customers/{id}", "/api/customers/nobody", 404, nil},
+		{"features", "/api/features", "/api/features?" + rng, 200,
+			[]string{`{"feature":"(unattributed)","usage":0,"cost":0,"revenue":23,"profit":23,"margin_percentage":100}`,
+				`{"feature":"tokens","usage":50,"cost":10.6,"revenue":0,"profit":-10.6,"margin_percentage":null}`}},
+		{"weekly by customer", "/api/timeseries", "/api/timeseries?group_by=week&by=customer&" + rng, 200,
+			[]string{`{"period":"2026-03-02","key":"` + ann + `","usage":12,"cost":1.75,"revenue":20,"profit":18.25}`,
+				`{"period":"2026-03-09","key":"` + proj + `","usage":40,"cost":9.1,"revenue":3,"profit":-6.1}`}},
+		{"monthly by plan", "/api/timeseries", "/api/timeseries?group_by=month&by=plan&" + rng, 200,
+			[]string{`"series":[{"period":"2026-03-01","key":"","usage":52,"cost":10.85,"revenue":23,"profit":12.15}]`}},
+		{"bad sort", "/api/customers", "/api/customers?sort=price", 400, []string{"sort must be one of"}},
+		{"bad limit", "/api/customers", "/api/customers?limit=5000", 400, []string{"limit must be"}},
+		{"bad offset", "/api/customers", "/api/customers?offset=-1", 400, []string{"offset must be"}},
+		{"bad date", "/api/features", "/api/features?start_date=march", 400, []string{"start_date must be"}},
+		{"dates reversed", "/api/features", "/api/features?start_date=2026-03-05&end_date=2026-03-01", 400, []string{"start_date"}},
+		{"bad group_by", "/api/timeseries", "/api/timeseries?group_by=year", 400, []string{"group_by must be"}},
+		{"bad by", "/api/timeseries", "/api/timeseries?by=region", 400, []string{"by must be"}},
+		{"bad format", "/api/timeseries", "/api/timeseries?format=xml", 400, []string{"format must be"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, tc.target, nil)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			require.Equal(t, tc.status, rec.Code, rec.Body.String())
+			for _, s := range tc.contains {
+				assert.Contains(t, rec.Body.String(), s)
+			}
+			item := doc.Paths.Value(tc.route)
+			require.NotNil(t, item, tc.route)
+			err := openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
+				RequestValidationInput: &openapi3filter.RequestValidationInput{
+					Request: req,
+					Route:   &routers.Route{Spec: doc, Path: tc.route, PathItem: item, Method: http.MethodGet, Operation: item.Get},
+				},
+				Status: rec.Code, Header: rec.Header(),
+				Body:    io.NopCloser(bytes.NewReader(rec.Body.Bytes())),
+				Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+			})
+			assert.NoError(t, err, "response %d %s", rec.Code, rec.Body.String())
+		})
+	}
+
+	// CSV: a header row, then the rows of the JSON.
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/features?format=csv&"+rng, nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.Equal(t, "text/csv; charset=utf-8", rec.Header().Get("Content-Type"))
+	records, err := csv.NewReader(strings.NewReader(rec.Body.String())).ReadAll()
+	require.NoError(t, err)
+	assert.Equal(t, [][]string{
+		{"feature", "usage", "cost", "revenue", "profit", "margin_percentage"},
+		{"(unattributed)", "0", "0", "23", "23", "100"},
+		{"images", "2", "0.25", "0", "-0.25", ""},
+		{"tokens", "50", "10.6", "0", "-10.6", ""},
+	}, records)
+}
+
+func TestAnalyticsRoutesDisabled(t *testing.T) {
+	t.Parallel()
+	h := analyticsServer(t, false)
+	for _, path := range []string{"/api/customers", "/api/customers/x", "/api/features", "/api/timeseries"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		assert.Equal(t, http.StatusServiceUnavailable, rec.Code, path)
+	}
+}

@@ -1,0 +1,146 @@
+package aggregates
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/uvrhq/uvr/pipeline/event"
+	"github.com/uvrhq/uvr/projections/customers"
+	"github.com/uvrhq/uvr/projections/rawevents"
+)
+
+// Golden SQL of the analytics builders, with and without a snapshot.
+func TestAnalyticsSQL(t *testing.T) {
+	r := Range{Start: day("2026-03-01"), End: day("2026-03-09"), Currency: "USD"}
+	m := newMapping(map[customers.Ref]string{{Source: "stripe", ExternalID: "cus_1"}: "c1", {Source: "ab", ExternalID: "c"}: "c2"})
+	assert.Equal(t, []string{"2:abc", "6:stripecus_1"}, m.keys)
+	assert.Equal(t, []string{"c2", "c1"}, m.ids)
+
+	sql, args := usageByCustomerSQL(r, PeriodWeek, m)
+	assert.Equal(t, `SELECT toMonday(day) AS period, transform(concat(toString(length(customer_source)), ':', customer_source, customer_external_id), ?, ?, '') AS customer, if(customer = '', customer_source, '') AS src, if(customer = '', customer_external_id, '') AS ext, feature, sum(quantity) AS quantity, sumIf(cost, currency = ?) AS cost
+FROM daily_usage FINAL
+WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?)
+GROUP BY period, customer, src, ext, feature
+ORDER BY period, customer, src, ext, feature`, sql)
+	assert.Equal(t, []any{m.keys, m.ids, "USD", "2026-03-01", "2026-03-09"}, args)
+
+	sql, args = revenueByCustomerSQL(r, PeriodMonth, mapping{})
+	assert.Equal(t, `SELECT toStartOfMonth(day) AS period, '' AS customer, customer_source AS src, customer_external_id AS ext, sum(cash) AS revenue
+FROM daily_revenue FINAL
+WHERE events > 0 AND currency = ? AND day >= toDate(?) AND day <= toDate(?)
+GROUP BY period, customer, src, ext
+ORDER BY period, customer, src, ext`, sql)
+	assert.Equal(t, []any{"USD", "2026-03-01", "2026-03-09"}, args)
+
+	sql, args = revenueItemsSQL(r, m)
+	assert.Equal(t, `SELECT day, transform(concat(toString(length(customer_source)), ':', customer_source, customer_external_id), ?, ?, '') AS customer, customer_source AS src, customer_external_id AS ext, source, id, kind, currency, amount
+FROM revenue_by_day FINAL
+WHERE void = 0 AND day >= toDate(?) AND day <= toDate(?) AND kind IN ('charge', 'invoice_paid', 'refund', 'credit_note', 'dispute')
+ORDER BY day, source, id`, sql)
+	assert.Equal(t, []any{m.keys, m.ids, "2026-03-01", "2026-03-09"}, args)
+
+	_, err := periodExpr("year")
+	assert.ErrorIs(t, err, rawevents.ErrInvalidQuery)
+}
+
+// Contract on the real ClickHouse: references group into the snapshot's
+// customers, an unknown reference is its own customer, and a new snapshot
+// (a merge) re-groups all history with nothing re-ingested.
+func TestAnalyticsGroupsReferencesByTheSnapshot(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.add(t,
+		mk(event.TypeUsage, "u1", "2026-03-02", cust("cus_1"), use("tokens", "10", "1.5")),
+		mk(event.TypeUsage, "u2", "2026-03-03", cust("cus_2"), use("tokens", "5", "0.25")),
+		mk(event.TypeUsage, "u3", "2026-03-03", cust("cus_2"), use("images", "2", "0.1")),
+		mk(event.TypeUsage, "u4", "2026-03-10", cust("cus_3"), use("tokens", "7", "0.7")),
+		mk(event.TypeRevenue, "r1", "2026-03-02", cust("cus_1"), pay("charge", "20")),
+		mk(event.TypeRevenue, "r2", "2026-03-09", cust("cus_2"), pay("refund", "-3")),
+		mk(event.TypeRevenue, "r3", "2026-03-10", cust("cus_3"), pay("charge", "4.125")),
+		mk(event.TypeUsage, "u5", "2026-04-01", cust("cus_1"), use("tokens", "100", "9")), // outside the range
+	)
+	snap := map[customers.Ref]string{{Source: "test", ExternalID: "cus_1"}: "acme", {Source: "test", ExternalID: "cus_2"}: "acme"}
+	a, err := NewAnalytics(f.conn, func(context.Context) (map[customers.Ref]string, error) { return snap, nil })
+	require.NoError(t, err)
+	ctx := testCtx(t)
+	r := Range{Start: day("2026-03-01"), End: day("2026-03-31"), Currency: "USD"}
+	d := decimal.RequireFromString
+	self3 := customers.SelfID(customers.Ref{Source: "test", ExternalID: "cus_3"})
+
+	totals, err := a.Customers(ctx, r)
+	require.NoError(t, err)
+	want := []CustomerTotal{
+		{CustomerID: "acme", Quantity: d("17"), Cost: d("1.85"), Revenue: d("17")},
+		{CustomerID: self3, Quantity: d("7"), Cost: d("0.7"), Revenue: d("4.125")},
+	}
+	if self3 < "acme" {
+		want[0], want[1] = want[1], want[0]
+	}
+	requireTotals(t, want, totals)
+
+	feats, err := a.Features(ctx, r, "acme")
+	require.NoError(t, err)
+	require.Len(t, feats, 3)
+	assert.Equal(t, rawevents.UnattributedFeature, feats[0].Feature)
+	assert.True(t, d("17").Equal(feats[0].Revenue))
+	assert.Equal(t, "images", feats[1].Feature)
+	assert.True(t, d("15").Equal(feats[2].Quantity) && d("1.75").Equal(feats[2].Cost), "%+v", feats[2])
+
+	weeks, err := a.Series(ctx, r, PeriodWeek, "acme")
+	require.NoError(t, err)
+	var periods []string
+	for _, p := range weeks {
+		periods = append(periods, p.Period.String()+" "+p.Feature)
+	}
+	assert.Equal(t, []string{"2026-03-02 (unattributed)", "2026-03-02 images", "2026-03-02 tokens", "2026-03-09 (unattributed)"}, periods)
+
+	items, err := a.RevenueItems(ctx, r, "acme")
+	require.NoError(t, err)
+	require.Len(t, items, 2)
+	assert.Equal(t, "r1", items[0].ID)
+	assert.True(t, d("-3").Equal(items[1].Amount))
+
+	// Merge cus_3's customer into acme: the same rows, one customer.
+	snap = map[customers.Ref]string{{Source: "test", ExternalID: "cus_1"}: "acme", {Source: "test", ExternalID: "cus_2"}: "acme", {Source: "test", ExternalID: "cus_3"}: "acme"}
+	totals, err = a.Customers(ctx, r)
+	require.NoError(t, err)
+	requireTotals(t, []CustomerTotal{{CustomerID: "acme", Quantity: d("24"), Cost: d("2.55"), Revenue: d("21.125")}}, totals)
+
+	// A snapshot far beyond the default max_query_size (256 KiB) still
+	// loads: the query raises its own limit.
+	big := map[customers.Ref]string{{Source: "test", ExternalID: "cus_1"}: "acme"}
+	for i := range 20000 {
+		big[customers.Ref{Source: "other", ExternalID: fmt.Sprintf("ref-%06d-%s", i, strings.Repeat("x", 20))}] = fmt.Sprintf("cust_%06d", i)
+	}
+	snap = big
+	totals, err = a.Customers(ctx, r)
+	require.NoError(t, err)
+	require.Len(t, totals, 3)
+	assert.Equal(t, "acme", totals[0].CustomerID)
+
+	// No snapshot at all: every reference is its own customer.
+	snap = nil
+	totals, err = a.Customers(ctx, r)
+	require.NoError(t, err)
+	assert.Len(t, totals, 3)
+
+	_, err = a.Customers(ctx, Range{Start: day("2026-03-02"), End: day("2026-03-01"), Currency: "USD"})
+	assert.ErrorIs(t, err, rawevents.ErrInvalidQuery)
+}
+
+func requireTotals(t *testing.T, want, got []CustomerTotal) {
+	t.Helper()
+	require.Len(t, got, len(want))
+	for i := range want {
+		assert.Equal(t, want[i].CustomerID, got[i].CustomerID)
+		assert.True(t, want[i].Quantity.Equal(got[i].Quantity), "quantity %s: %s", want[i].CustomerID, got[i].Quantity)
+		assert.True(t, want[i].Cost.Equal(got[i].Cost), "cost %s: %s", want[i].CustomerID, got[i].Cost)
+		assert.True(t, want[i].Revenue.Equal(got[i].Revenue), "revenue %s: %s", want[i].CustomerID, got[i].Revenue)
+	}
+}
