@@ -1,6 +1,7 @@
 package grafana_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -398,12 +400,36 @@ func uvrMetrics(t *testing.T) map[string]bool {
 // the code registers, and runs it against the real Prometheus: it must parse
 // and evaluate without error (an empty result is fine: nothing guarantees a
 // uvr instance is being scraped).
+// withData names the Prometheus targets (dashboard/panel/refId) that must
+// show data once a running uvr has ingested and projected events; the rest
+// (poison messages, syncs, 5xx) have nothing to show in that scenario and
+// must only evaluate without error.
+var withData = map[string]bool{
+	"pipeline-health.json/Ingest: events accepted / rejected per second/A": true,
+	"pipeline-health.json/Ingest: events accepted / rejected per second/B": true,
+	"pipeline-health.json/Ingest: publish latency p95 and errors/A":        true,
+	"pipeline-health.json/Ingest: publish latency p95 and errors/B":        true,
+	"pipeline-health.json/Consumer lag by topic / partition/A":             true,
+	"pipeline-health.json/Projector: flush latency p95/A":                  true,
+	"pipeline-health.json/Projector: insert errors and rows inserted/B":    true,
+	"pipeline-health.json/API latency p95 by route/A":                      true,
+}
+
+// TestPrometheusQueries evaluates every Prometheus target on the real
+// Prometheus while it scrapes a running uvr that has ingested events: each
+// must evaluate, and those of withData must return series.
 func TestPrometheusQueries(t *testing.T) {
 	ds := loadDashboards(t)
 	known := uvrMetrics(t)
 	base := servicetest.PrometheusURL(t)
+	scrapedUvr(t, base)
 	client := &http.Client{Timeout: 10 * time.Second}
 	macros := strings.NewReplacer("$__rate_interval", "1m", "$__interval", "30s", "$__range", "1h")
+	expected := map[string]bool{}
+	for k := range withData {
+		expected[k] = true
+	}
+	t.Cleanup(func() { assert.Empty(t, expected, "targets named in withData that no dashboard has any more") })
 	ran := 0
 	for name, d := range ds {
 		for _, p := range d.Panels {
@@ -436,10 +462,78 @@ func TestPrometheusQueries(t *testing.T) {
 				_ = resp.Body.Close()
 				require.NoError(t, err)
 				assert.Equal(t, "success", body.Status, "%s: panel %q: %s: %s: %s", name, p.Title, expr, body.ErrorType, body.Error)
+				key := name + "/" + p.Title + "/" + tg.RefID
+				if withData[key] {
+					assert.NotEmpty(t, body.Data.Result, "%s: no series although the scraped uvr has data: %s", key, expr)
+					delete(expected, key)
+				}
 				ran++
 				t.Logf("%s: panel %q %s: %d series", name, p.Title, tg.RefID, len(body.Data.Result))
 			}
 		}
 	}
 	require.Positive(t, ran)
+}
+
+// scrapedUvr builds and starts `uvr run` (embedded broker, a ClickHouse
+// database of this test), has the real Prometheus scrape it, posts events
+// (and one invalid request), and waits until Prometheus has a rate of them.
+func scrapedUvr(t *testing.T, prom string) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "uvr")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/uvr")
+	build.Dir = servicetest.Root()
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	addr, database := servicetest.ClickHouseDatabase(t)
+	cmd := exec.Command(bin, "run", "--http-addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "UVR_CLICKHOUSE_ADDR="+addr, "UVR_CLICKHOUSE_DATABASE="+database,
+		"UVR_DATA_DIR="+t.TempDir(), "UVR_KAFKA_BROKERS=", "UVR_EMBEDDED_KAFKA_ADDR=127.0.0.1:0",
+		"UVR_CONNECTOR_PREFIX=uvr-dash-"+servicetest.Suffix(), "ENABLE_SCHEDULER=false", "UVR_LOG_LEVEL=warn")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err, "uvr run printed no URL")
+	m := regexp.MustCompile(`http://(127\.0\.0\.1:\d+)`).FindStringSubmatch(line)
+	require.Len(t, m, 2, "uvr run's first line: %q", line)
+	hostport := m[1]
+
+	name := "dashboards-" + servicetest.Suffix()
+	servicetest.ScrapeTarget(t, name, hostport)
+	var events []string
+	for i := range 50 {
+		events = append(events, fmt.Sprintf(`{"specversion":"1.0","id":"dash-%d","source":"dash","type":"uvr.usage.v1","time":"%s",`+
+			`"data":{"customer":{"external_id":"c%d"},"feature":"api.calls","quantity":"1","cost":"0.01","currency":"USD"}}`,
+			i, time.Now().UTC().Format(time.RFC3339), i%5))
+	}
+	post := func(body string) int {
+		resp, err := http.Post("http://"+hostport+"/api/events", "application/cloudevents-batch+json", strings.NewReader(body))
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusAccepted, post("["+strings.Join(events, ",")+"]"))
+	require.Equal(t, http.StatusBadRequest, post(`[{"specversion":"1.0"}]`))
+
+	// Two scrapes after the events: rates exist (Prometheus scrapes every 5 s).
+	query := fmt.Sprintf(`sum(rate(uvr_projector_rows_inserted_total{test=%q}[1m])) and sum(rate(uvr_ingest_events_rejected_total{test=%q}[1m]))`, name, name)
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(prom + "/api/v1/query?query=" + url.QueryEscape(query))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Data struct {
+				Result []json.RawMessage `json:"result"`
+			} `json:"data"`
+		}
+		return json.NewDecoder(resp.Body).Decode(&body) == nil && len(body.Data.Result) > 0
+	}, 90*time.Second, 500*time.Millisecond, "Prometheus never had a rate of the scraped uvr's events")
 }
