@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 )
@@ -51,7 +52,7 @@ func ensureTopics(ctx context.Context, client *kafkago.Client, topics []TopicSpe
 
 	// kafka-go routes CreateTopics to the controller and, for the topics it created, waits
 	// until they show up in its metadata before returning.
-	resp, err := client.CreateTopics(ctx, req)
+	resp, err := createTopics(ctx, client, req)
 	if err != nil {
 		return fmt.Errorf("ensure topics: create: %w", err)
 	}
@@ -64,4 +65,37 @@ func ensureTopics(ctx context.Context, client *kafkago.Client, topics []TopicSpe
 		return fmt.Errorf("ensure topics: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// createTopics retries a CreateTopics that failed with a retriable Kafka error until ctx
+// ends. A broker busy answering metadata for many topics (kafka-go first lists them all to
+// find the controller) answers BrokerNotAvailable or times out; that is not a reason to fail
+// a component's start, which is bounded by ctx anyway.
+func createTopics(ctx context.Context, client *kafkago.Client, req *kafkago.CreateTopicsRequest) (*kafkago.CreateTopicsResponse, error) {
+	backoff := 100 * time.Millisecond
+	for {
+		resp, err := client.CreateTopics(ctx, req)
+		if err == nil || !retriable(err) {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, errors.Join(err, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// retriable reports whether a Kafka error may go away by itself: the protocol's own
+// temporary errors, [8] Broker Not Available (which kafka-go answers when the metadata
+// request naming the controller timed out; the protocol does not list it as retriable)
+// and network timeouts.
+func retriable(err error) bool {
+	var kerr kafkago.Error
+	if errors.As(err, &kerr) {
+		return kerr.Temporary() || kerr == kafkago.BrokerNotAvailable
+	}
+	var timeout interface{ Timeout() bool }
+	return errors.As(err, &timeout) && timeout.Timeout()
 }
