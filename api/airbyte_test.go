@@ -76,9 +76,10 @@ func airbyteServer(t *testing.T, token string) string {
 		require.NoError(t, err)
 		cfg.Airbyte = platform
 	}
+	wrap := withAuth(t, &cfg)
 	server, err := api.New(cfg)
 	require.NoError(t, err)
-	ts := httptest.NewServer(server.Handler())
+	ts := httptest.NewServer(wrap(server.Handler()))
 	t.Cleanup(ts.Close)
 	return ts.URL
 }

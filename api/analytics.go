@@ -15,6 +15,7 @@ import (
 
 	"github.com/uvrhq/uvr/projections/aggregates"
 	"github.com/uvrhq/uvr/projections/customers"
+	"github.com/uvrhq/uvr/projections/pricing"
 	"github.com/uvrhq/uvr/projections/rawevents"
 )
 
@@ -50,12 +51,13 @@ var (
 	_ CustomerCatalog   = (*customers.Directory)(nil)
 )
 
-// Analytics wires the analytics routes; all three are required for them
-// (nil answers 503).
+// Analytics wires the analytics routes; the first three are required for
+// them (nil answers 503), MRR for GET /api/mrr.
 type Analytics struct {
 	Reader    AnalyticsReader
 	Items     RevenueItemReader
 	Customers CustomerCatalog
+	MRR       MRRReader
 }
 
 // List limits of GET /api/customers.
@@ -73,6 +75,7 @@ func (s *Server) registerAnalytics(api *gin.RouterGroup) {
 	g.GET("/customers/:id", s.getCustomer)
 	g.GET("/features", s.listFeatures)
 	g.GET("/timeseries", s.timeSeries)
+	g.GET("/mrr", s.mrr)
 }
 
 func (s *Server) requireAnalytics(c *gin.Context) {
@@ -102,6 +105,8 @@ type customerListBody struct {
 	Total     int           `json:"total"`
 	DateRange dateRange     `json:"date_range"`
 	Currency  string        `json:"currency"`
+	Basis     string        `json:"basis"`
+	TZ        string        `json:"tz"`
 }
 
 type featureRow struct {
@@ -117,6 +122,8 @@ type featureListBody struct {
 	Features  []featureRow `json:"features"`
 	DateRange dateRange    `json:"date_range"`
 	Currency  string       `json:"currency"`
+	Basis     string       `json:"basis"`
+	TZ        string       `json:"tz"`
 }
 
 type seriesRow struct {
@@ -134,6 +141,8 @@ type seriesBody struct {
 	Series    []seriesRow `json:"series"`
 	DateRange dateRange   `json:"date_range"`
 	Currency  string      `json:"currency"`
+	Basis     string      `json:"basis"`
+	TZ        string      `json:"tz"`
 }
 
 type revenueItemBody struct {
@@ -153,6 +162,8 @@ type customerDetailBody struct {
 	RevenueItems []revenueItemBody `json:"revenue_items"`
 	DateRange    dateRange         `json:"date_range"`
 	Currency     string            `json:"currency"`
+	Basis        string            `json:"basis"`
+	TZ           string            `json:"tz"`
 }
 
 // sortFields are the columns GET /api/customers sorts by.
@@ -237,7 +248,9 @@ func (s *Server) listCustomers(c *gin.Context) {
 		s.writeCSV(c, "customers.csv", header, records)
 		return
 	}
-	c.JSON(http.StatusOK, customerListBody{Customers: rows, Total: total, DateRange: dateRange{Start: r.Start, End: r.End}, Currency: r.Currency})
+	body := customerListBody{Customers: rows, Total: total}
+	body.DateRange, body.Currency, body.Basis, body.TZ = echo(c, r)
+	c.JSON(http.StatusOK, body)
 }
 
 // getCustomer serves GET /api/customers/{id}: the customer's totals, daily
@@ -281,9 +294,8 @@ func (s *Server) getCustomer(c *gin.Context) {
 		DailySeries:  seriesRows(points, func(p aggregates.Point) string { return p.Feature }),
 		Features:     featureRows(feats),
 		RevenueItems: make([]revenueItemBody, 0, len(items)),
-		DateRange:    dateRange{Start: r.Start, End: r.End},
-		Currency:     r.Currency,
 	}
+	body.DateRange, body.Currency, body.Basis, body.TZ = echo(c, r)
 	for _, ref := range cust.References {
 		body.References = append(body.References, referenceBody{Source: ref.Source, ExternalID: ref.ExternalID})
 	}
@@ -294,9 +306,9 @@ func (s *Server) getCustomer(c *gin.Context) {
 	c.JSON(http.StatusOK, body)
 }
 
-// listFeatures serves GET /api/features?start_date=&end_date=&currency=&format=:
-// usage and cost per feature; revenue is not attributed to features yet and
-// shows on the (unattributed) row.
+// listFeatures serves GET /api/features?start_date=&end_date=&currency=&basis=&tz=&format=:
+// usage, cost and attributed revenue per feature; revenue of a plan the
+// revenue mapping does not attribute shows on the (unattributed) row.
 func (s *Server) listFeatures(c *gin.Context) {
 	r, err := s.analyticsRange(c)
 	if err != nil {
@@ -322,7 +334,9 @@ func (s *Server) listFeatures(c *gin.Context) {
 		s.writeCSV(c, "features.csv", []string{"feature", "usage", "cost", "revenue", "profit", "margin_percentage"}, records)
 		return
 	}
-	c.JSON(http.StatusOK, featureListBody{Features: rows, DateRange: dateRange{Start: r.Start, End: r.End}, Currency: r.Currency})
+	body := featureListBody{Features: rows}
+	body.DateRange, body.Currency, body.Basis, body.TZ = echo(c, r)
+	c.JSON(http.StatusOK, body)
 }
 
 // timeSeries serves GET /api/timeseries?group_by=day|week|month&by=customer|feature|plan
@@ -381,20 +395,35 @@ func (s *Server) timeSeries(c *gin.Context) {
 		s.writeCSV(c, "timeseries.csv", []string{"period", "key", "usage", "cost", "revenue", "profit"}, records)
 		return
 	}
-	c.JSON(http.StatusOK, seriesBody{GroupBy: groupBy, By: by, Series: rows, DateRange: dateRange{Start: r.Start, End: r.End}, Currency: r.Currency})
+	body := seriesBody{GroupBy: groupBy, By: by, Series: rows}
+	body.DateRange, body.Currency, body.Basis, body.TZ = echo(c, r)
+	c.JSON(http.StatusOK, body)
 }
 
-// analyticsRange reads start_date, end_date and currency as the dashboard
-// does, naming the parameter at fault.
+// analyticsRange reads the range parameters (rangeParams) and stores the
+// zone for the response.
 func (s *Server) analyticsRange(c *gin.Context) (aggregates.Range, error) {
-	q, err := s.dashboardQuery(c)
-	if err != nil {
-		return aggregates.Range{}, err
+	r, loc, err := s.rangeParams(c)
+	if err == nil {
+		c.Set(tzKey, loc.String())
 	}
-	return aggregates.Range{Start: q.Start, End: q.End, Currency: q.Currency}, nil
+	return r, err
 }
 
+const tzKey = "uvr.tz"
+
+// echo is what every analytics body reports of its query.
+func echo(c *gin.Context, r aggregates.Range) (dateRange, string, string, string) {
+	return dateRange{Start: r.Start, End: r.End}, r.Currency, string(r.Basis), c.GetString(tzKey)
+}
+
+// analyticsError maps a query error: a missing FX rate names currency (the
+// money exists and cannot be converted: never dropped silently), another
+// invalid query is a 400, anything else means ClickHouse is unavailable.
 func (s *Server) analyticsError(err error) error {
+	if errors.Is(err, pricing.ErrNoRate) {
+		return invalidParam("currency", "cannot be reported: "+err.Error()+" (add the rate with PUT /api/fx-rates or the --fx-rates file)")
+	}
 	if errors.Is(err, rawevents.ErrInvalidQuery) {
 		return invalid(err.Error())
 	}

@@ -25,7 +25,9 @@ import (
 	"github.com/uvrhq/uvr/projections/aggregates"
 	"github.com/uvrhq/uvr/projections/chstore"
 	"github.com/uvrhq/uvr/projections/customers"
+	"github.com/uvrhq/uvr/projections/pricing"
 	"github.com/uvrhq/uvr/projections/rawevents"
+	"github.com/uvrhq/uvr/projections/revsettings"
 )
 
 // analyticsServer serves the analytics routes over a directory on the real
@@ -84,30 +86,47 @@ func analyticsServer(t *testing.T, enabled bool) http.Handler {
 				[]decimal.Decimal{d("1.5"), d("0.25"), d("9.1")},
 				[]uint64{1, 1, 1},
 			}))
-		require.NoError(t, chstore.InsertColumns(ctx, conn, aggregates.TableDailyRevenue,
-			[]string{"day", "customer_source", "customer_external_id", "currency", "cash", "refunds", "events", "computed_at"},
+		// Cash and accrual agree here (no service periods) but for the
+		// 10 EUR on day 2, which accrues on day 3: the accrual view shows
+		// the column it reads.
+		require.NoError(t, chstore.InsertColumns(ctx, conn, aggregates.TableDailyRevenueLines,
+			[]string{"day", "customer_source", "customer_external_id", "currency", "plan", "cash", "accrual", "refunds", "events", "computed_at"},
 			[]any{
-				[]time.Time{day1, day2},
-				[]string{"stripe", "openai"},
-				[]string{"cus_ann", "proj_1"},
-				[]string{"USD", "USD"},
-				[]decimal.Decimal{d("20"), d("3")},
-				[]decimal.Decimal{d("0"), d("0")},
-				[]uint64{1, 1},
-				[]uint64{1, 1},
+				[]time.Time{day1, day2, day2, day2.AddDate(0, 0, 1)},
+				[]string{"stripe", "openai", "openai", "openai"},
+				[]string{"cus_ann", "proj_1", "proj_1", "proj_1"},
+				[]string{"USD", "USD", "EUR", "EUR"},
+				[]string{"pro", "", "", ""},
+				[]decimal.Decimal{d("20"), d("3"), d("10"), d("0")},
+				[]decimal.Decimal{d("20"), d("3"), d("0"), d("10")},
+				[]decimal.Decimal{d("0"), d("0"), d("0"), d("0")},
+				[]uint64{1, 1, 1, 1},
+				[]uint64{1, 1, 1, 1},
 			}))
+		fxTable, err := kafka.NewTable(kafka.TableConfig{Brokers: brokers, Topic: servicetest.Topic("test.api.fx")})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = fxTable.Close() })
+		mapTable, err := kafka.NewTable(kafka.TableConfig{Brokers: brokers, Topic: servicetest.Topic("test.api.mapping")})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = mapTable.Close() })
+		fx, err := pricing.ParseFX("fx.csv", []byte("date,base,quote,rate\n2026-03-01,EUR,USD,1.1\n"), "USD")
+		require.NoError(t, err)
+		settings, err := revsettings.New(revsettings.Config{Reporting: "USD", FXTable: fxTable, MappingTable: mapTable, FileFX: fx})
+		require.NoError(t, err)
 		analytics, err := aggregates.NewAnalytics(conn, func(ctx context.Context) (map[customers.Ref]string, error) {
 			if err := dir.Sync(ctx); err != nil {
 				return nil, err
 			}
 			return dir.Snapshot(), nil
-		})
+		}, settings)
 		require.NoError(t, err)
-		cfg.Analytics = api.Analytics{Reader: analytics, Items: analytics, Customers: dir}
+		cfg.Analytics = api.Analytics{Reader: analytics, Items: analytics, Customers: dir, MRR: analytics}
+		cfg.RevenueSettings = settings
 	}
+	wrap := withAuth(t, &cfg)
 	server, err := api.New(cfg)
 	require.NoError(t, err)
-	return server.Handler()
+	return wrap(server.Handler())
 }
 
 // Every analytics route answers what the document says, closed schemas
@@ -127,7 +146,7 @@ func TestAnalyticsRoutes(t *testing.T) {
 	}{
 		{"customers", "/api/customers", "/api/customers?" + rng, 200,
 			[]string{`{"id":"` + ann + `","external_id":"ann-1","name":"Ann","plan":"","usage":12,"revenue":20,"revenue_per_unit":1.666666667,"cost":1.75,"profit":18.25,"margin_percentage":91.25}`,
-				`"usage":40,"revenue":3,"revenue_per_unit":0.075,"cost":9.1,"profit":-6.1,"margin_percentage":-203.3333}`, `"total":2`}},
+				`"usage":40,"revenue":14,"revenue_per_unit":0.35,"cost":9.1,"profit":4.9,"margin_percentage":35}`, `"total":2`}},
 		{"customers sorted, paged", "/api/customers", "/api/customers?sort=-cost&limit=1&" + rng, 200, []string{`"customers":[{"id":"` + proj + `"`}},
 		{"customers matching", "/api/customers", "/api/customers?q=ANN&" + rng, 200, []string{`"total":1`}},
 		{"customer", "/api/customers/{id}", "/api/customers/" + ann + "?" + rng, 200,
@@ -135,13 +154,29 @@ func TestAnalyticsRoutes(t *testing.T) {
 				`"revenue_items":[]`, `{"period":"2026-03-02","key":"(unattributed)","usage":0,"cost":0,"revenue":20,"profit":20}`}},
 		{"unknown customer", "/api/customers/{id}", "/api/customers/nobody", 404, nil},
 		{"features", "/api/features", "/api/features?" + rng, 200,
-			[]string{`{"feature":"(unattributed)","usage":0,"cost":0,"revenue":23,"profit":23,"margin_percentage":100}`,
+			[]string{`{"feature":"(unattributed)","usage":0,"cost":0,"revenue":34,"profit":34,"margin_percentage":100}`,
 				`{"feature":"tokens","usage":50,"cost":10.6,"revenue":0,"profit":-10.6,"margin_percentage":null}`}},
 		{"weekly by customer", "/api/timeseries", "/api/timeseries?group_by=week&by=customer&" + rng, 200,
 			[]string{`{"period":"2026-03-02","key":"` + ann + `","usage":12,"cost":1.75,"revenue":20,"profit":18.25}`,
-				`{"period":"2026-03-09","key":"` + proj + `","usage":40,"cost":9.1,"revenue":3,"profit":-6.1}`}},
+				`{"period":"2026-03-09","key":"` + proj + `","usage":40,"cost":9.1,"revenue":14,"profit":4.9}`}},
+		{"cash basis", "/api/timeseries", "/api/timeseries?group_by=day&by=customer&basis=cash&" + rng, 200,
+			[]string{`{"period":"2026-03-10","key":"` + proj + `","usage":40,"cost":9.1,"revenue":14,"profit":4.9}`, `"basis":"cash"`}},
+		{"accrual basis", "/api/timeseries", "/api/timeseries?group_by=day&by=customer&" + rng, 200,
+			[]string{`{"period":"2026-03-10","key":"` + proj + `","usage":40,"cost":9.1,"revenue":3,"profit":-6.1}`,
+				`{"period":"2026-03-11","key":"` + proj + `","usage":0,"cost":0,"revenue":11,"profit":11}`, `"basis":"accrual","tz":"UTC"`}},
+		{"in EUR", "/api/features", "/api/features?currency=EUR&tz=Europe/Paris&" + rng, 200,
+			[]string{`"feature":"(unattributed)","usage":0,"cost":0,"revenue":30.909090909,`, `"currency":"EUR","basis":"accrual","tz":"Europe/Paris"`}},
+		{"no rate", "/api/features", "/api/features?currency=JPY&" + rng, 400, []string{`"field":"currency"`, "JPY"}},
+		{"dashboard", "/api/dashboard", "/api/dashboard?" + rng, 200, []string{`"total_revenue":34,`, `"basis":"accrual"`}},
+		{"mrr", "/api/mrr", "/api/mrr?" + rng, 200, []string{`"months":[{"month":"2026-03","mrr":0,`}},
+		{"fx rates", "/api/fx-rates", "/api/fx-rates", 200, []string{`"source":"file","rates":[{"date":"2026-03-01","base":"EUR","quote":"USD","rate":1.1}]`}},
+		{"revenue mapping", "/api/revenue-mapping", "/api/revenue-mapping", 200, []string{`{"source":"none","mappings":[]}`}},
+		{"bad basis", "/api/features", "/api/features?basis=daily", 400, []string{`"field":"basis"`}},
+		{"bad currency", "/api/customers", "/api/customers?currency=usd", 400, []string{`"field":"currency"`}},
+		{"bad tz", "/api/dashboard", "/api/dashboard?tz=Mars/Olympus", 400, []string{`"field":"tz"`}},
+		{"bad mrr date", "/api/mrr", "/api/mrr?end_date=2026-02-30", 400, []string{`"field":"end_date"`}},
 		{"monthly by plan", "/api/timeseries", "/api/timeseries?group_by=month&by=plan&" + rng, 200,
-			[]string{`"series":[{"period":"2026-03-01","key":"","usage":52,"cost":10.85,"revenue":23,"profit":12.15}]`}},
+			[]string{`"series":[{"period":"2026-03-01","key":"","usage":52,"cost":10.85,"revenue":34,"profit":23.15}]`}},
 		{"bad sort", "/api/customers", "/api/customers?sort=price", 400, []string{"sort must be one of"}},
 		{"bad limit", "/api/customers", "/api/customers?limit=5000", 400, []string{"limit must be"}},
 		{"bad offset", "/api/customers", "/api/customers?offset=-1", 400, []string{"offset must be"}},
@@ -184,10 +219,51 @@ func TestAnalyticsRoutes(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, [][]string{
 		{"feature", "usage", "cost", "revenue", "profit", "margin_percentage"},
-		{"(unattributed)", "0", "0", "23", "23", "100"},
+		{"(unattributed)", "0", "0", "34", "34", "100"},
 		{"images", "2", "0.25", "0", "-0.25", ""},
 		{"tokens", "50", "10.6", "0", "-10.6", ""},
 	}, records)
+}
+
+// A revenue mapping moves plan pro's revenue to its feature at once, and
+// back; bad mappings and rates are 400s naming the entry.
+func TestRevenueSettingsRoutes(t *testing.T) {
+	t.Parallel()
+	h := analyticsServer(t, true)
+	rng := "start_date=2026-03-01&end_date=2026-03-31"
+	do := func(method, target, body string) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(method, target, strings.NewReader(body)))
+		return rec.Code, rec.Body.String()
+	}
+	code, body := do(http.MethodPut, "/api/revenue-mapping", `{"mappings":[{"plan":"pro","feature":"tokens"}]}`)
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Contains(t, body, `{"source":"api","mappings":[{"plan":"pro","feature":"tokens"}]}`)
+	_, body = do(http.MethodGet, "/api/features?"+rng, "")
+	assert.Contains(t, body, `{"feature":"(unattributed)","usage":0,"cost":0,"revenue":14,`)
+	assert.Contains(t, body, `{"feature":"tokens","usage":50,"cost":10.6,"revenue":20,"profit":9.4,"margin_percentage":47}`)
+	code, body = do(http.MethodPut, "/api/revenue-mapping", `{"mappings":[]}`)
+	require.Equal(t, http.StatusOK, code, body)
+	_, body = do(http.MethodGet, "/api/features?"+rng, "")
+	assert.Contains(t, body, `{"feature":"(unattributed)","usage":0,"cost":0,"revenue":34,`)
+
+	code, body = do(http.MethodPut, "/api/revenue-mapping", `{"mappings":[{"plan":"pro","feature":"a"},{"plan":"pro","feature":""}]}`)
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, body, `"field":"mappings[1].plan"`)
+	assert.Contains(t, body, `"field":"mappings[1].feature"`)
+
+	// A rate correction applies to history at once: 10 EUR at 1.2.
+	code, body = do(http.MethodPut, "/api/fx-rates", `{"rates":[{"date":"2026-03-01","base":"EUR","quote":"USD","rate":1.2}]}`)
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Contains(t, body, `"source":"api"`)
+	_, body = do(http.MethodGet, "/api/features?"+rng, "")
+	assert.Contains(t, body, `{"feature":"(unattributed)","usage":0,"cost":0,"revenue":35,`)
+	code, body = do(http.MethodPut, "/api/fx-rates", `{"rates":[{"date":"2026-03-01","base":"EUR","quote":"usd","rate":-1}]}`)
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, body, `"field":"rates[0].quote"`)
+	assert.Contains(t, body, `"field":"rates[0].rate"`)
+	code, _ = do(http.MethodPut, "/api/fx-rates", `{"rates":[{"date":"March","base":"EUR","quote":"USD","rate":1}]}`)
+	assert.Equal(t, http.StatusBadRequest, code)
 }
 
 func TestAnalyticsRoutesDisabled(t *testing.T) {

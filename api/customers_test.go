@@ -63,9 +63,10 @@ func customersServer(t *testing.T, withDirectory bool) (http.Handler, *customers
 		}
 		cfg.Customers = dir
 	}
+	wrap := withAuth(t, &cfg)
 	server, err := api.New(cfg)
 	require.NoError(t, err)
-	return server.Handler(), dir
+	return wrap(server.Handler()), dir
 }
 
 func send(t *testing.T, h http.Handler, method, path, body string) (int, map[string]any) {

@@ -2,11 +2,16 @@ package api
 
 import (
 	"context"
-	"errors"
+	"maps"
+	"regexp"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/shopspring/decimal"
 
+	"github.com/uvrhq/uvr/pipeline/event"
+	"github.com/uvrhq/uvr/projections/aggregates"
 	"github.com/uvrhq/uvr/projections/rawevents"
 )
 
@@ -33,6 +38,8 @@ type summaryBody struct {
 	ProfitMarginPercentage *Number   `json:"profit_margin_percentage"`
 	DateRange              dateRange `json:"date_range"`
 	Currency               string    `json:"currency"`
+	Basis                  string    `json:"basis"`
+	TZ                     string    `json:"tz"`
 }
 
 type dateRange struct {
@@ -55,21 +62,26 @@ type featureBody struct {
 	ProfitMargin *Number `json:"profit_margin"`
 }
 
-// dashboard serves GET /api/dashboard?start_date=&end_date=&currency= in the
-// shape REST clients of the original product already parse.
+// dashboard serves GET /api/dashboard?start_date=&end_date=&currency=&basis=&tz=
+// in the shape REST clients of the original product already parse. With
+// the analytics configured (every uvr server), it reads them: money
+// converted into currency, revenue on basis (default accrual) and attributed
+// to features; otherwise (a bare server) the reporting currency's cash.
 func (s *Server) dashboard(c *gin.Context) {
-	q, err := s.dashboardQuery(c)
+	r, loc, err := s.rangeParams(c)
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	d, err := s.cfg.Dashboard.Dashboard(c.Request.Context(), q)
-	if errors.Is(err, rawevents.ErrInvalidQuery) {
-		s.writeError(c, invalid(err.Error()))
-		return
+	var d rawevents.Dashboard
+	if s.cfg.Analytics.Reader != nil {
+		d, err = s.dashboardFromAnalytics(c, r)
+	} else {
+		r.Basis = aggregates.BasisCash
+		d, err = s.cfg.Dashboard.Dashboard(c.Request.Context(), rawevents.DashboardQuery{Start: r.Start, End: r.End, Currency: r.Currency})
 	}
 	if err != nil {
-		s.writeError(c, unavailable("the dashboard could not be read from ClickHouse", err))
+		s.writeError(c, s.analyticsError(err))
 		return
 	}
 	body := dashboardBody{
@@ -78,8 +90,10 @@ func (s *Server) dashboard(c *gin.Context) {
 			TotalRevenue:           num(d.Summary.TotalRevenue),
 			TotalProfit:            num(d.Summary.TotalProfit),
 			ProfitMarginPercentage: optNum(d.Summary.ProfitMarginPercentage),
-			DateRange:              dateRange{Start: q.Start, End: q.End},
-			Currency:               q.Currency,
+			DateRange:              dateRange{Start: r.Start, End: r.End},
+			Currency:               r.Currency,
+			Basis:                  string(r.Basis),
+			TZ:                     loc.String(),
 		},
 		TimeSeries:     make([]dayBody, len(d.TimeSeries)),
 		FeatureMetrics: make([]featureBody, len(d.FeatureMetrics)),
@@ -94,36 +108,121 @@ func (s *Server) dashboard(c *gin.Context) {
 	c.JSON(200, body)
 }
 
-// dashboardQuery reads the range and currency, naming the parameter at fault.
-func (s *Server) dashboardQuery(c *gin.Context) (rawevents.DashboardQuery, error) {
-	q := rawevents.DashboardQuery{Currency: s.cfg.ReportingCurrency}
-	if cur := c.Query("currency"); cur != "" {
-		q.Currency = cur
+// dashboardFromAnalytics folds the range's daily points into the
+// dashboard: every day of the range (empty ones included), per-feature
+// usage, cost and attributed revenue (unattributed revenue on the
+// (unattributed) row), totals from the same points.
+func (s *Server) dashboardFromAnalytics(c *gin.Context, r aggregates.Range) (rawevents.Dashboard, error) {
+	points, err := s.cfg.Analytics.Reader.Series(c.Request.Context(), r, aggregates.PeriodDay, "")
+	if err != nil {
+		return rawevents.Dashboard{}, err
 	}
-	today := rawevents.DateOf(time.Now().UTC())
-	q.End = today
+	days := r.Start.DaysUntil(r.End) + 1
+	d := rawevents.Dashboard{TimeSeries: make([]rawevents.DayMetrics, days)}
+	for i := range d.TimeSeries {
+		d.TimeSeries[i].Date = r.Start.AddDays(i)
+	}
+	features := map[string]*rawevents.FeatureMetrics{}
+	for _, p := range points {
+		i := r.Start.DaysUntil(p.Period)
+		if i < 0 || i >= days {
+			continue
+		}
+		day := &d.TimeSeries[i]
+		day.UsageCost = day.UsageCost.Add(p.Cost)
+		day.Revenue = day.Revenue.Add(p.Revenue)
+		f := features[p.Feature]
+		if f == nil {
+			f = &rawevents.FeatureMetrics{FeatureName: p.Feature}
+			features[p.Feature] = f
+		}
+		f.UsageCount = f.UsageCount.Add(p.Quantity)
+		f.TotalCost = f.TotalCost.Add(p.Cost)
+		f.Revenue = f.Revenue.Add(p.Revenue)
+		d.Summary.TotalUsageCost = d.Summary.TotalUsageCost.Add(p.Cost)
+		d.Summary.TotalRevenue = d.Summary.TotalRevenue.Add(p.Revenue)
+	}
+	for i := range d.TimeSeries {
+		d.TimeSeries[i].Profit = d.TimeSeries[i].Revenue.Sub(d.TimeSeries[i].UsageCost)
+	}
+	d.Summary.TotalProfit = d.Summary.TotalRevenue.Sub(d.Summary.TotalUsageCost)
+	d.Summary.ProfitMarginPercentage = decimalPtr(marginOf(d.Summary.TotalRevenue, d.Summary.TotalUsageCost))
+	for _, name := range slices.Sorted(maps.Keys(features)) {
+		f := features[name]
+		f.ProfitMargin = decimalPtr(marginOf(f.Revenue, f.TotalCost))
+		d.FeatureMetrics = append(d.FeatureMetrics, *f)
+	}
+	return d, nil
+}
+
+func decimalPtr(n *Number) *decimal.Decimal {
+	if n == nil {
+		return nil
+	}
+	v := decimal.Decimal(*n)
+	return &v
+}
+
+var currencyParam = regexp.MustCompile(`^[A-Z]{3}$`)
+
+// rangeParams reads the parameters every money route shares, naming the one
+// at fault: start_date, end_date (YYYY-MM-DD), currency (ISO 4217, default
+// the reporting currency), basis (cash|accrual, default accrual: margin
+// compares cost with the revenue of the days served) and tz (an IANA zone,
+// default UTC). The aggregates are UTC days, so tz does not re-bucket them:
+// it decides which day "today" is when end_date is missing, and is reported
+// back. An empty parameter takes its default.
+func (s *Server) rangeParams(c *gin.Context) (aggregates.Range, *time.Location, error) {
+	r := aggregates.Range{Currency: s.cfg.ReportingCurrency, Basis: aggregates.BasisAccrual}
+	if v := c.Query("currency"); v != "" {
+		if !currencyParam.MatchString(v) {
+			return r, nil, invalidParam("currency", "must be a 3-letter ISO 4217 code such as USD, got "+quote(v))
+		}
+		r.Currency = v
+	}
+	if v := c.Query("basis"); v != "" {
+		if b := aggregates.Basis(v); b != aggregates.BasisCash && b != aggregates.BasisAccrual {
+			return r, nil, invalidParam("basis", "must be cash or accrual, got "+quote(v))
+		}
+		r.Basis = aggregates.Basis(v)
+	}
+	loc := time.UTC
+	if v := c.Query("tz"); v != "" {
+		l, err := time.LoadLocation(v)
+		if err != nil || v == "Local" {
+			return r, nil, invalidParam("tz", "must be an IANA time zone such as Europe/Paris, got "+quote(v))
+		}
+		loc = l
+	}
+	now := time.Now().In(loc)
+	r.End = rawevents.Date{Year: now.Year(), Month: now.Month(), Day: now.Day()}
 	if v := c.Query("end_date"); v != "" {
 		d, err := rawevents.ParseDate(v)
 		if err != nil {
-			return q, invalid("end_date must be a date as YYYY-MM-DD, got " + quote(v))
+			return r, nil, invalidParam("end_date", "must be a date as YYYY-MM-DD, got "+quote(v))
 		}
-		q.End = d
+		r.End = d
 	}
-	q.Start = q.End.AddDays(-(defaultDashboardDays - 1))
+	r.Start = r.End.AddDays(-(defaultDashboardDays - 1))
 	if v := c.Query("start_date"); v != "" {
 		d, err := rawevents.ParseDate(v)
 		if err != nil {
-			return q, invalid("start_date must be a date as YYYY-MM-DD, got " + quote(v))
+			return r, nil, invalidParam("start_date", "must be a date as YYYY-MM-DD, got "+quote(v))
 		}
-		q.Start = d
+		r.Start = d
 	}
-	if q.End.Before(q.Start) {
-		return q, invalid("start_date " + q.Start.String() + " is after end_date " + q.End.String())
+	if r.End.Before(r.Start) {
+		return r, nil, invalidParam("start_date", "is after end_date: "+r.Start.String()+" > "+r.End.String())
 	}
-	if err := q.Validate(); err != nil {
-		return q, invalid(err.Error())
+	if err := (rawevents.DashboardQuery{Start: r.Start, End: r.End, Currency: r.Currency}).Validate(); err != nil {
+		return r, nil, invalidParam("end_date", err.Error())
 	}
-	return q, nil
+	return r, loc, nil
+}
+
+// invalidParam is a 400 naming the query parameter at fault.
+func invalidParam(field, reason string) error {
+	return &Error{Kind: KindInvalid, Detail: field + " " + reason, Problems: []event.Problem{{Index: -1, Field: field, Reason: reason}}}
 }
 
 func quote(s string) string {

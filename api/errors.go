@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/uvrhq/uvr/api/access"
 	"github.com/uvrhq/uvr/connectors/services"
 	"github.com/uvrhq/uvr/pipeline/event"
 	"github.com/uvrhq/uvr/projections/customers"
@@ -22,7 +23,11 @@ const (
 	KindNotFound    = "not_found"
 	KindConflict    = "conflict"
 	KindUnavailable = "unavailable"
-	KindInternal    = "internal"
+	// KindUnauthorized: no, bad or expired credentials (401 with
+	// WWW-Authenticate); KindForbidden: the role may not do this (403).
+	KindUnauthorized = "unauthorized"
+	KindForbidden    = "forbidden"
+	KindInternal     = "internal"
 )
 
 // Error is an API error: a kind, a message safe to show to the client, and
@@ -62,6 +67,10 @@ func statusOf(kind string) int {
 		return http.StatusNotFound
 	case KindConflict:
 		return http.StatusConflict
+	case KindUnauthorized:
+		return http.StatusUnauthorized
+	case KindForbidden:
+		return http.StatusForbidden
 	case KindUnavailable:
 		return http.StatusServiceUnavailable
 	default:
@@ -86,6 +95,16 @@ var customerKinds = map[customers.Kind]string{
 	customers.KindUnavailable: KindUnavailable,
 }
 
+// accessKinds maps the access store's error kinds (api/access).
+var accessKinds = map[access.Kind]string{
+	access.KindInvalid:      KindInvalid,
+	access.KindConflict:     KindConflict,
+	access.KindNotFound:     KindNotFound,
+	access.KindUnauthorized: KindUnauthorized,
+	access.KindForbidden:    KindForbidden,
+	access.KindUnavailable:  KindUnavailable,
+}
+
 // errorBody is the JSON of every error response. "detail" is the shape REST
 // clients of the original product parse; "errors" lists each problem.
 type errorBody struct {
@@ -105,10 +124,15 @@ func (s *Server) writeError(c *gin.Context, err error) {
 		apiErr = &Error{Kind: serviceKinds[svcErr.Kind], Detail: svcErr.Message, Err: err}
 	case errors.As(err, &custErr):
 		apiErr = &Error{Kind: customerKinds[custErr.Kind], Detail: custErr.Message, Err: err}
+	case access.KindOf(err) != "":
+		apiErr, _ = accessError(err)
 	case errors.Is(err, context.DeadlineExceeded):
 		apiErr = &Error{Kind: KindUnavailable, Detail: "request timed out", Err: err}
 	}
 	status := statusOf(apiErr.Kind)
+	if status == http.StatusUnauthorized {
+		c.Header("WWW-Authenticate", `Bearer realm="uvr"`)
+	}
 	if status >= 500 {
 		s.logger.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
 			slog.String("route", c.FullPath()), slog.Int("status", status), slog.String("error", err.Error()))

@@ -70,13 +70,15 @@ func TestInsightRoutes(t *testing.T) {
 	pub, err := kafka.NewPublisher(kafka.PublisherConfig{Brokers: brokers})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pub.Close() })
-	server, err := api.New(api.Config{
+	cfg := api.Config{
 		Addr: "127.0.0.1:0", EventsTopic: servicetest.Topic("test.api.insights"), Publisher: pub,
 		Dashboard: rawevents.NewClickHouseStore(conn), Logger: slog.New(slog.DiscardHandler),
 		Insights: svc, InsightRunner: svc,
-	})
+	}
+	wrap := withAuth(t, &cfg)
+	server, err := api.New(cfg)
 	require.NoError(t, err)
-	h := server.Handler()
+	h := wrap(server.Handler())
 	doc := strictDoc(t)
 
 	tests := []struct {

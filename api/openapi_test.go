@@ -46,6 +46,19 @@ func openapiDoc(t *testing.T) *openapi3.T {
 // (/metrics included) and one healthy dependency, on a real Kafka publisher.
 func openapiServer(t *testing.T) *api.Server {
 	t.Helper()
+	server, _ := openapiServerAuth(t)
+	return server
+}
+
+// openapiHandler is openapiServer's handler sending an admin's token.
+func openapiHandler(t *testing.T) http.Handler {
+	t.Helper()
+	server, wrap := openapiServerAuth(t)
+	return wrap(server.Handler())
+}
+
+func openapiServerAuth(t *testing.T) (*api.Server, func(http.Handler) http.Handler) {
+	t.Helper()
 	brokers := servicetest.KafkaBrokers(t)
 	topic := servicetest.Topic("test.api.openapi")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -56,15 +69,17 @@ func openapiServer(t *testing.T) *api.Server {
 	t.Cleanup(func() { _ = pub.Close() })
 	reg := prometheus.NewRegistry()
 	store := dashboardStore(t)
-	server, err := api.New(api.Config{
+	cfg := api.Config{
 		Addr: "127.0.0.1:0", Version: "test", EventsTopic: topic, Publisher: pub,
 		Dashboard:  store,
 		Health:     []api.HealthCheck{{Name: "clickhouse", Check: store.Ping}},
 		Logger:     slog.New(slog.DiscardHandler),
 		Registerer: reg, Gatherer: reg,
-	})
+	}
+	wrap := withAuth(t, &cfg)
+	server, err := api.New(cfg)
 	require.NoError(t, err)
-	return server
+	return server, wrap
 }
 
 // dashboardStore is the real ClickHouse store on a database of this test,
@@ -230,7 +245,7 @@ func TestDocsPage(t *testing.T) {
 // undocumented status fails too).
 func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 	doc := strictDoc(t)
-	h := openapiServer(t).Handler()
+	h := openapiHandler(t)
 	tests := []struct {
 		name, method, route, target, contentType, body string
 		status                                         int

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -57,10 +58,29 @@ type Config struct {
 	// Analytics serves GET /api/customers, /api/customers/{id}, /api/features
 	// and /api/timeseries (analytics.go); missing parts answer 503.
 	Analytics Analytics
+	// RevenueSettings serves /api/fx-rates and /api/revenue-mapping; nil answers 503.
+	RevenueSettings RevenueSettings
 	// Insights and InsightRunner serve /api/insights* (insights.go); nil
 	// answers 503.
 	Insights      InsightFlags
 	InsightRunner InsightRunner
+	// RateCards serves GET and PUT /api/rate-cards (ratecards.go); nil
+	// answers 503.
+	RateCards RateCards
+	// Simulator serves POST /api/simulate (simulate.go); missing parts
+	// answer 503.
+	Simulator Simulator
+	// Web is the dashboard (dashboards/web), served for every GET outside
+	// /api, /metrics and /health (web.go); nil serves none.
+	Web fs.FS
+
+	// Auth is required: every /api route but health, login and the OpenAPI
+	// document needs a bearer token or an API key (auth.go). There is no
+	// open mode.
+	Auth Auth
+	// CORSOrigins may call the API from a browser; default
+	// http://localhost:3000. The server's own origin is always allowed.
+	CORSOrigins []string
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // where API metrics go; nil = not registered
@@ -81,6 +101,9 @@ func (c Config) Validate() error {
 	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("api: Logger is required"))
+	}
+	if c.Auth == nil {
+		errs = append(errs, errors.New("api: Auth is required (the API never runs open)"))
 	}
 	return errors.Join(errs...)
 }
@@ -127,9 +150,11 @@ func New(cfg Config) (*Server, error) {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.ContextWithFallback = true // c.Done()/c.Value reach the request context
-	e.Use(s.recoverer, s.observe)
+	// CORS before anything that may refuse a request: a preflight carries no
+	// credentials and must be answered as such.
+	e.Use(s.recoverer, s.observe, corsMiddleware(cfg.CORSOrigins))
 	e.GET("/health", s.health)
-	api := e.Group("/api")
+	api := e.Group("/api", s.authenticate) // auth.go: public routes pass
 	api.GET("/health", s.health)
 	api.POST("/events", s.postEvents)
 	api.GET("/dashboard", s.dashboard)
@@ -145,13 +170,20 @@ func New(cfg Config) (*Server, error) {
 	api.GET("/airbyte/status/:id", s.airbyteSyncStatus)
 	api.GET("/openapi.json", s.openapiJSON) // openapi.go: the document of these routes
 	api.GET("/docs", s.docs)
+	s.registerAuth(api)
 	s.registerCustomers(api)
 	s.registerAnalytics(api)
+	s.registerRevenueSettings(api)
 	s.registerInsights(api)
+	s.registerRateCards(api)
+	s.registerSimulate(api)
 	if cfg.Gatherer != nil {
 		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{Registry: cfg.Registerer})))
 	}
 	e.NoRoute(func(c *gin.Context) {
+		if s.serveWeb(c) {
+			return
+		}
 		s.writeError(c, &Error{Kind: KindNotFound, Detail: fmt.Sprintf("no route %s %s", c.Request.Method, c.Request.URL.Path)})
 	})
 	s.engine = e

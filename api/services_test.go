@@ -82,9 +82,10 @@ func newServicesAPI(t *testing.T, withRegistry bool) *servicesAPI {
 		require.NoError(t, err)
 		cfg.Services = reg
 	}
+	wrap := withAuth(t, &cfg)
 	server, err := api.New(cfg)
 	require.NoError(t, err)
-	ts := httptest.NewServer(server.Handler())
+	ts := httptest.NewServer(wrap(server.Handler()))
 	t.Cleanup(ts.Close)
 	a.url = ts.URL
 	t.Cleanup(func() {

@@ -213,12 +213,14 @@ func newSyncAPI(t *testing.T, wait time.Duration, release <-chan struct{}) *sync
 		_ = sub.Close()
 	})
 
-	srv, err := api.New(api.Config{
+	cfg := api.Config{
 		EventsTopic: events, Publisher: pub, Dashboard: rawevents.NewClickHouseStore(conn),
 		Services: a.registry, Sync: engine, SyncWait: wait, Logger: logger,
-	})
+	}
+	wrap := withAuth(t, &cfg)
+	srv, err := api.New(cfg)
 	require.NoError(t, err)
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewServer(wrap(srv.Handler()))
 	t.Cleanup(hs.Close)
 	a.url = hs.URL
 	return a
@@ -370,14 +372,16 @@ func TestSyncAllTimesOut(t *testing.T) {
 
 // Without a sync engine the routes answer 503, not 404.
 func TestSyncRoutesWithoutEngine(t *testing.T) {
-	srv, err := api.New(api.Config{
+	cfg := api.Config{
 		EventsTopic: "events", Publisher: noPublisher{}, Dashboard: rawevents.NewClickHouseStore(nil),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	wrap := withAuth(t, &cfg)
+	srv, err := api.New(cfg)
 	require.NoError(t, err)
 	for _, route := range [][2]string{{http.MethodGet, "/api/sync-runs"}, {http.MethodPost, "/api/sync"}, {http.MethodPost, "/api/services/x/sync"}} {
 		rec := httptest.NewRecorder()
-		srv.Handler().ServeHTTP(rec, httptest.NewRequest(route[0], route[1], nil))
+		wrap(srv.Handler()).ServeHTTP(rec, httptest.NewRequest(route[0], route[1], nil))
 		assert.Equal(t, http.StatusServiceUnavailable, rec.Code, route)
 		assert.Contains(t, rec.Body.String(), "syncs are not enabled on this server")
 	}

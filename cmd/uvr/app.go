@@ -20,18 +20,22 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/uvrhq/uvr/api"
+	"github.com/uvrhq/uvr/api/access"
 	"github.com/uvrhq/uvr/connectors/airbyte"
 	"github.com/uvrhq/uvr/connectors/credentials"
 	"github.com/uvrhq/uvr/connectors/scheduler"
 	"github.com/uvrhq/uvr/connectors/services"
 	"github.com/uvrhq/uvr/connectors/syncer"
+	"github.com/uvrhq/uvr/dashboards/web"
 	"github.com/uvrhq/uvr/pipeline/broker"
 	"github.com/uvrhq/uvr/pipeline/kafka"
 	"github.com/uvrhq/uvr/pipeline/router"
 	"github.com/uvrhq/uvr/projections/aggregates"
 	"github.com/uvrhq/uvr/projections/chstore"
 	"github.com/uvrhq/uvr/projections/customers"
+	"github.com/uvrhq/uvr/projections/pricing"
 	"github.com/uvrhq/uvr/projections/rawevents"
+	"github.com/uvrhq/uvr/projections/revsettings"
 )
 
 // Roles says which components a Main runs.
@@ -43,6 +47,10 @@ type Roles struct {
 	Connectors bool
 	// Embedded starts the in-process broker when no brokers are configured.
 	Embedded bool
+	// Replay runs the projector alone (uvr replay, replay.go): no customer
+	// directory consumer and no insight evaluation or alerts, which are not
+	// projections and would act twice next to the live projector.
+	Replay bool
 }
 
 // Main is the whole program, wired by hand, so that end-to-end tests can run
@@ -67,8 +75,11 @@ type Main struct {
 	batcher    *rawevents.Batcher
 	aggregator *aggregates.Aggregator
 	customers  *customers.Directory
-	insights   insightsService // insights.go: set by openInsights
+	insights   insightsService    // insights.go: set by openInsights
+	revenue    *revsettings.Store // revenue.go: FX table and revenue mapping
+	rateCards  *pricing.Store     // ratecards.go: set by openRateCards
 	server     *api.Server
+	access     *access.Store // users, API keys, tokens (auth.go)
 	metricsSrv *http.Server
 	listener   net.Listener
 
@@ -146,8 +157,16 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if m.Roles.API || m.Roles.Projector {
+	if (m.Roles.API || m.Roles.Projector) && !m.Roles.Replay {
 		if err := m.openCustomers(ctx, runCtx); err != nil {
+			return err
+		}
+	}
+	if m.Roles.API || m.Roles.Projector {
+		if err := m.openRateCards(ctx, runCtx); err != nil {
+			return err
+		}
+		if err := m.openRevenueSettings(ctx, runCtx); err != nil {
 			return err
 		}
 	}
@@ -156,12 +175,15 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if m.Roles.API || m.Roles.Projector {
+	if (m.Roles.API || m.Roles.Projector) && !m.Roles.Replay {
 		if err := m.openInsights(runCtx); err != nil {
 			return err
 		}
 	}
 	if m.Roles.API {
+		if err := m.openAccess(ctx, runCtx); err != nil {
+			return err
+		}
 		if err := m.openAPI(runCtx); err != nil {
 			return err
 		}
@@ -211,7 +233,7 @@ func (m *Main) openProjector(ctx context.Context, store *rawevents.ClickHouseSto
 	if err != nil {
 		return err
 	}
-	m.aggregator, err = aggregates.New(aggregates.Config{Conn: m.ch, Metrics: aggMetrics, Logger: m.Logger})
+	m.aggregator, err = aggregates.New(aggregates.Config{Conn: m.ch, Pricer: m.rateCards.Card, Metrics: aggMetrics, Logger: m.Logger})
 	if err != nil {
 		return err
 	}
@@ -328,6 +350,8 @@ func (m *Main) openAPI(ctx context.Context) error {
 		Services:          m.registry,
 		Sync:              m.engine,
 		Health:            m.healthChecks(),
+		Auth:              m.access,
+		CORSOrigins:       cfg.CORSOrigins,
 		Logger:            m.Logger,
 		Registerer:        m.Registry,
 		Gatherer:          m.Registry,
@@ -336,6 +360,10 @@ func (m *Main) openAPI(ctx context.Context) error {
 		apiCfg.Airbyte = m.airbyte
 	}
 	apiCfg.Customers = m.customers
+	apiCfg.RevenueSettings = m.revenue
+	if m.rateCards != nil { // a nil *Store must not become a non-nil interface
+		apiCfg.RateCards = m.rateCards
+	}
 	if svc := m.insights.Load(); svc != nil {
 		apiCfg.Insights, apiCfg.InsightRunner = svc, svc
 	}
@@ -346,11 +374,17 @@ func (m *Main) openAPI(ctx context.Context) error {
 				return nil, err
 			}
 			return dir.Snapshot(), nil
-		})
+		}, m.revenue)
 		if err != nil {
 			return err
 		}
-		apiCfg.Analytics = api.Analytics{Reader: analytics, Items: analytics, Customers: dir}
+		apiCfg.Analytics = api.Analytics{Reader: analytics, Items: analytics, Customers: dir, MRR: analytics}
+		if m.rateCards != nil { // what-if repricing layers a card over the effective one
+			apiCfg.Simulator = api.Simulator{Usage: analytics, Customers: dir, Cards: m.rateCards}
+		}
+	}
+	if apiCfg.Web, err = web.FS(); err != nil {
+		return err
 	}
 	if m.server, err = api.New(apiCfg); err != nil {
 		return err

@@ -80,7 +80,11 @@ func benchIngest(ctx context.Context, cfg Config, opts benchOptions, out, progre
 	}()
 
 	events := benchEvents(opts.Events)
-	client, err := ingest.New(ingest.Config{URL: m.URL(), BatchSize: opts.Batch})
+	token, err := m.selfToken()
+	if err != nil {
+		return err
+	}
+	client, err := ingest.New(ingest.Config{URL: m.URL(), Token: token, BatchSize: opts.Batch})
 	if err != nil {
 		return err
 	}

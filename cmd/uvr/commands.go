@@ -24,7 +24,11 @@ func runCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command {
 				if !withDemo {
 					return nil
 				}
-				client, err := ingest.New(ingest.Config{URL: m.URL()})
+				token, err := m.selfToken() // the API needs credentials, even ours
+				if err != nil {
+					return err
+				}
+				client, err := ingest.New(ingest.Config{URL: m.URL(), Token: token})
 				if err != nil {
 					return err
 				}

@@ -37,6 +37,14 @@ type Config struct {
 	FlushInterval  time.Duration
 	MaxBatchEvents int
 	Currency       string
+	// RateCards are card files over the default LLM card, lowest
+	// precedence first (projections/pricing).
+	RateCards []string
+	// FXRates is a daily FX table file (pricing.ParseFX); RevenueMapping a
+	// plan → feature file (revsettings.ParseMapping). Both are overridden by
+	// what PUT /api/fx-rates and /api/revenue-mapping store.
+	FXRates        string
+	RevenueMapping string
 
 	LogLevel  string
 	LogFormat string
@@ -67,6 +75,16 @@ type Config struct {
 	AlertWebhookSecret string
 	AlertSlackURL      string
 	AlertMinSeverity   string
+
+	// Access (auth.go, api/access): the token signing secret (empty: one
+	// generated once and shared through the users topic), the token
+	// lifetime, the admin created on the first start, and the browser
+	// origins allowed by CORS. The secret and the password are never logged.
+	AuthSecret    string
+	TokenTTL      time.Duration
+	AdminEmail    string
+	AdminPassword string
+	CORSOrigins   []string
 }
 
 func defaultConfig() Config {
@@ -94,6 +112,8 @@ func defaultConfig() Config {
 		AlertMinSeverity:    "warning",
 		VaultMount:          "secret",
 		VaultPrefix:         "uvr/services",
+		TokenTTL:            12 * time.Hour,
+		CORSOrigins:         []string{"http://localhost:3000"},
 	}
 }
 
@@ -137,6 +157,12 @@ func (cfg *Config) bind(fs *pflag.FlagSet) {
 	withEnv("max-batch-events", "UVR_MAX_BATCH_EVENTS")
 	fs.StringVar(&cfg.Currency, "currency", cfg.Currency, "reporting currency (ISO 4217)")
 	withEnv("currency", "UVR_CURRENCY")
+	fs.StringSliceVar(&cfg.RateCards, "rate-cards", cfg.RateCards, "rate card files over the default LLM card, comma separated, later ones taking precedence")
+	withEnv("rate-cards", "UVR_RATE_CARDS")
+	fs.StringVar(&cfg.FXRates, "fx-rates", cfg.FXRates, "daily FX table file (CSV date,base,quote,rate) until PUT /api/fx-rates stores one")
+	withEnv("fx-rates", "UVR_FX_RATES")
+	fs.StringVar(&cfg.RevenueMapping, "revenue-mapping", cfg.RevenueMapping, `plan → feature file ({"mappings":[{"plan","feature"}]}) until PUT /api/revenue-mapping stores one`)
+	withEnv("revenue-mapping", "UVR_REVENUE_MAPPING")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	withEnv("log-level", "UVR_LOG_LEVEL")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
@@ -179,6 +205,16 @@ func (cfg *Config) bind(fs *pflag.FlagSet) {
 	withEnv("alert-slack-url", "UVR_ALERT_SLACK_URL")
 	fs.StringVar(&cfg.AlertMinSeverity, "alert-min-severity", cfg.AlertMinSeverity, "lowest severity alerted: info, warning or critical")
 	withEnv("alert-min-severity", "UVR_ALERT_MIN_SEVERITY")
+	fs.StringVar(&cfg.AuthSecret, "auth-secret", "", "HS256 key signing API tokens, at least 32 characters (default: generated once, shared through the users topic)")
+	withEnv("auth-secret", "UVR_AUTH_SECRET")
+	fs.DurationVar(&cfg.TokenTTL, "token-ttl", cfg.TokenTTL, "lifetime of the tokens POST /api/auth/login returns")
+	withEnv("token-ttl", "UVR_TOKEN_TTL")
+	fs.StringVar(&cfg.AdminEmail, "admin-email", "", "admin user created on the first start (with UVR_ADMIN_PASSWORD); an existing user is left as it is")
+	withEnv("admin-email", "UVR_ADMIN_EMAIL")
+	fs.StringVar(&cfg.AdminPassword, "admin-password", "", "password of --admin-email (prefer the environment variable)")
+	withEnv("admin-password", "UVR_ADMIN_PASSWORD")
+	fs.StringSliceVar(&cfg.CORSOrigins, "cors-origins", cfg.CORSOrigins, "browser origins allowed to call the API, comma separated (the server's own origin always is)")
+	withEnv("cors-origins", "UVR_CORS_ORIGINS")
 }
 
 const envAnnotation = "uvr_env"
@@ -263,6 +299,7 @@ func (cfg Config) Validate() error {
 	if cfg.ConnectorPrefix == "" {
 		errs = append(errs, errors.New("--connector-prefix must not be empty"))
 	}
+	errs = append(errs, cfg.validateAuth()...)
 	if cfg.EventsTopic == "" || cfg.PoisonTopic == "" || cfg.EventsTopic == cfg.PoisonTopic {
 		errs = append(errs, errors.New("--events-topic and --poison-topic must be set and differ"))
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/uvrhq/uvr/connectors/demo"
 	"github.com/uvrhq/uvr/connectors/scheduler"
 	"github.com/uvrhq/uvr/connectors/syncer"
+	"github.com/uvrhq/uvr/projections/aggregates"
+	"github.com/uvrhq/uvr/projections/customers"
 	"github.com/uvrhq/uvr/projections/insights"
 	"github.com/uvrhq/uvr/projections/insights/chinsights"
 )
@@ -36,8 +38,20 @@ func (m *Main) openInsights(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The unprofitable-feature rule compares cost with the revenue the
+	// revenue mapping attributes (revenue.go's settings).
+	dir := m.customers
+	attribution, err := aggregates.NewAnalytics(m.ch, func(ctx context.Context) (map[customers.Ref]string, error) {
+		if err := dir.Sync(ctx); err != nil {
+			return nil, err
+		}
+		return dir.Snapshot(), nil
+	}, m.revenue)
+	if err != nil {
+		return err
+	}
 	source, err := chinsights.NewSource(chinsights.SourceConfig{
-		Conn: m.ch, Customers: m.customers, ReportingCurrency: cfg.Currency, Plans: insightPlans(),
+		Conn: m.ch, Customers: m.customers, ReportingCurrency: cfg.Currency, Plans: insightPlans(), Attribution: attribution,
 	})
 	if err != nil {
 		return err

@@ -64,6 +64,8 @@ Every flag can also be set with the UVR_* environment variable named in its help
 		benchCommand(&cfg, logger),
 		importCommand(&cfg, logger),
 		reconcileCommand(&cfg, logger),
+		userCommand(&cfg, logger),
+		replayCommand(&cfg, logger),
 		versionCommand(),
 	)
 	return root

@@ -40,7 +40,7 @@ func TestPrometheusScrapesEveryStage(t *testing.T) {
 		`count(uvr_http_requests_total{test="%s",route="/api/events",status="202"})`:                1,
 		`sum(uvr_build_info{test="%s"})`:                                                            1,
 		`sum(uvr_aggregates_dirty_days_pending{test="%s"})`:                                         0,
-		`count(uvr_aggregates_recompute_duration_seconds_count{test="%s"} > 0)`:                     2, // usage and revenue days recomputed
+		`count(uvr_aggregates_recompute_duration_seconds_count{test="%s"} > 0)`:                     3, // usage, revenue and revenue_lines days recomputed
 		`up{job="uvr",test="%s"}`:                                                                   1,
 	}
 	for q, v := range want {

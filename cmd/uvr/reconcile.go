@@ -39,7 +39,12 @@ func reconcileCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command {
 			if err := chstore.Migrate(ctx, conn, cfg.ClickHouseDatabase, logger()); err != nil {
 				return fmt.Errorf("migrate clickhouse database %s: %w", cfg.ClickHouseDatabase, err)
 			}
-			agg, err := aggregates.New(aggregates.Config{Conn: conn, Logger: logger()})
+			pricer, closePricer, err := reconcilePricer(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer closePricer()
+			agg, err := aggregates.New(aggregates.Config{Conn: conn, Pricer: pricer, Logger: logger()})
 			if err != nil {
 				return err
 			}

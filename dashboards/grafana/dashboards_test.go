@@ -490,7 +490,8 @@ func scrapedUvr(t *testing.T, prom string) {
 	cmd := exec.Command(bin, "run", "--http-addr", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "UVR_CLICKHOUSE_ADDR="+addr, "UVR_CLICKHOUSE_DATABASE="+database,
 		"UVR_DATA_DIR="+t.TempDir(), "UVR_KAFKA_BROKERS=", "UVR_EMBEDDED_KAFKA_ADDR=127.0.0.1:0",
-		"UVR_CONNECTOR_PREFIX=uvr-dash-"+servicetest.Suffix(), "ENABLE_SCHEDULER=false", "UVR_LOG_LEVEL=warn")
+		"UVR_CONNECTOR_PREFIX=uvr-dash-"+servicetest.Suffix(), "ENABLE_SCHEDULER=false", "UVR_LOG_LEVEL=warn",
+		"UVR_ADMIN_EMAIL=admin@uvr.test", "UVR_ADMIN_PASSWORD=dashboards-test")
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -512,8 +513,21 @@ func scrapedUvr(t *testing.T, prom string) {
 			`"data":{"customer":{"external_id":"c%d"},"feature":"api.calls","quantity":"1","cost":"0.01","currency":"USD"}}`,
 			i, time.Now().UTC().Format(time.RFC3339), i%5))
 	}
+	// The API needs a token: log in as the admin of the environment above.
+	resp, err := http.PostForm("http://"+hostport+"/api/auth/login", url.Values{"username": {"admin@uvr.test"}, "password": {"dashboards-test"}})
+	require.NoError(t, err)
+	var auth struct {
+		AccessToken string `json:"access_token"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&auth))
+	_ = resp.Body.Close()
+	require.NotEmpty(t, auth.AccessToken)
 	post := func(body string) int {
-		resp, err := http.Post("http://"+hostport+"/api/events", "application/cloudevents-batch+json", strings.NewReader(body))
+		req, err := http.NewRequest(http.MethodPost, "http://"+hostport+"/api/events", strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/cloudevents-batch+json")
+		req.Header.Set("Authorization", "Bearer "+auth.AccessToken)
+		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		_ = resp.Body.Close()
 		return resp.StatusCode

@@ -125,6 +125,19 @@ func (t *Table) Get(key string) ([]byte, bool) {
 	return bytes.Clone(e.value), true
 }
 
+// Position returns the partition and offset of the record that wrote key's current value.
+// Offsets order the writes of one partition the same way on every instance, which lets a
+// caller pick "the first of these keys written" (api/access picks its signing secret so).
+func (t *Table) Position(key string) (partition int, offset int64, ok bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	e, ok := t.state[key]
+	if !ok || e.deleted {
+		return 0, 0, false
+	}
+	return e.partition, e.offset, true
+}
+
 // All returns a copy of the whole map.
 func (t *Table) All() map[string][]byte {
 	t.mu.RLock()

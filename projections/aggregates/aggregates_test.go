@@ -200,7 +200,7 @@ SELECT toDate('2026-03-03'), 'test', 'cus_1', 'a', 'USD', toDecimal128(10, 9), t
 	require.NoError(t, err)
 	require.Len(t, diff.Lines, 1)
 	assert.Equal(t, DiffLine{Kind: KindUsage, Key: "customer_source=test customer_external_id=cus_1 feature=a currency=USD",
-		Stored: "quantity=10 cost=99 events=1", Recomputed: "quantity=10 cost=1.5 events=1"}, diff.Lines[0])
+		Stored: "quantity=10 cost=99 priced_cost=0 unpriced_quantity=0 events=1", Recomputed: "quantity=10 cost=1.5 priced_cost=0 unpriced_quantity=0 events=1"}, diff.Lines[0])
 	assert.Contains(t, diff.String(), "1 difference(s)")
 
 	again, err := f.agg.Reconcile(ctx, day("2026-03-03"))

@@ -15,6 +15,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/uvrhq/uvr/projections/chstore"
+	"github.com/uvrhq/uvr/projections/pricing"
 	"github.com/uvrhq/uvr/projections/rawevents"
 )
 
@@ -36,10 +37,27 @@ type Config struct {
 	MaxDays int
 	// Now versions the recomputed days (computed_at). Default time.Now.
 	Now func() time.Time
+	// Pricer gives the rate card that prices usage events without a cost.
+	// Default: the embedded default card alone (pricing.LoadWithDefault).
+	Pricer Pricer
 	// Metrics default to unregistered ones.
 	Metrics *Metrics
 	// Logger defaults to discarding.
 	Logger *slog.Logger
+}
+
+// Pricer returns the rate card to price usage with; every projector instance
+// must get the same one (projections/pricing.Store reads it from its Kafka
+// topic). The aggregator calls it once per batch of dirty days, after reading
+// them: a card change is written before the days it re-costs are marked
+// dirty, so a pass that sees those marks must see the new card, and an
+// implementation over a shared log therefore syncs with the log on each
+// call. Safe for concurrent use.
+type Pricer func(ctx context.Context) (*pricing.RateCard, error)
+
+// StaticPricer always returns card.
+func StaticPricer(card *pricing.RateCard) Pricer {
+	return func(context.Context) (*pricing.RateCard, error) { return card, nil }
 }
 
 // Aggregator recomputes the daily aggregates of dirty days. Its methods are
@@ -54,6 +72,7 @@ type Aggregator struct {
 	interval time.Duration
 	maxDays  int
 	now      func() time.Time
+	pricer   Pricer
 	metrics  *Metrics
 	log      *slog.Logger
 	trigger  chan struct{}
@@ -79,9 +98,17 @@ func New(cfg Config) (*Aggregator, error) {
 		interval: cmp.Or(cfg.Interval, DefaultInterval),
 		maxDays:  cmp.Or(cfg.MaxDays, DefaultMaxDays),
 		now:      orNow(cfg.Now),
+		pricer:   cfg.Pricer,
 		metrics:  cfg.Metrics,
 		log:      cfg.Logger,
 		trigger:  make(chan struct{}, 1),
+	}
+	if a.pricer == nil {
+		card, err := pricing.LoadWithDefault()
+		if err != nil {
+			return nil, fmt.Errorf("aggregator: %w", err)
+		}
+		a.pricer = StaticPricer(card)
 	}
 	if a.metrics == nil {
 		a.metrics, _ = NewMetrics(nil) // cannot fail without a registry
@@ -135,9 +162,20 @@ func (a *Aggregator) RecomputePending(ctx context.Context) (int, error) {
 		if len(marks) == 0 {
 			return total, nil
 		}
+		// After reading the marks (see Pricer).
+		card, err := a.card(ctx)
+		if err != nil {
+			return total, err
+		}
 		var done []dirtyMark
 		for _, m := range marks {
-			if _, _, err := a.recompute(ctx, tableOf(m.kind), m.day, true); err != nil {
+			var err error
+			if m.kind == kindLinesBackfill {
+				err = a.backfillLines(ctx)
+			} else {
+				_, _, err = a.recompute(ctx, tableOf(m.kind), m.day, card, true)
+			}
+			if err != nil {
 				// The days recomputed so far are marked; this one stays dirty.
 				return total, errors.Join(err, a.markDone(ctx, done))
 			}
@@ -148,10 +186,19 @@ func (a *Aggregator) RecomputePending(ctx context.Context) (int, error) {
 		if err := a.markDone(ctx, done); err != nil {
 			return total, err
 		}
-		if len(marks) < a.maxDays {
+		// A backfill marks new days dirty: one more pass takes them.
+		if len(marks) < a.maxDays && !slices.ContainsFunc(marks, func(m dirtyMark) bool { return m.kind == kindLinesBackfill }) {
 			return total, nil
 		}
 	}
+}
+
+func (a *Aggregator) card(ctx context.Context) (*pricing.RateCard, error) {
+	card, err := a.pricer(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the rate card: %w", err)
+	}
+	return card, nil
 }
 
 // Pending counts the dirty days not yet recomputed.
@@ -189,7 +236,7 @@ func (a *Aggregator) pending(ctx context.Context) ([]dirtyMark, error) {
 		if err := rows.Scan(&kind, &day, &ns); err != nil {
 			return nil, fmt.Errorf("read dirty days: %w", err)
 		}
-		if tableOf(Kind(kind)) == nil {
+		if tableOf(Kind(kind)) == nil && Kind(kind) != kindLinesBackfill {
 			a.log.Warn("dirty day of an unknown kind ignored", "kind", kind, "day", rawevents.DateOf(day).String())
 			continue
 		}
@@ -240,19 +287,24 @@ func (d Diff) String() string {
 	return b.String()
 }
 
-// Reconcile recomputes day (every kind) from the by-day tables, compares it
-// with the stored aggregates and, when they differ, writes the recompute
-// (repairing the day). The Diff is what was stored before.
+// Reconcile recomputes day (every kind) from the by-day tables, pricing
+// usage with the current rate card, compares it with the stored aggregates
+// and, when they differ, writes the recompute (repairing the day). The Diff
+// is what was stored before.
 func (a *Aggregator) Reconcile(ctx context.Context, day rawevents.Date) (Diff, error) {
 	d := Diff{Day: day}
+	card, err := a.card(ctx)
+	if err != nil {
+		return Diff{}, err
+	}
 	for _, t := range aggregateTables {
-		stored, fresh, err := a.recompute(ctx, t, day, false)
+		stored, fresh, err := a.recompute(ctx, t, day, card, false)
 		if err != nil {
 			return Diff{}, err
 		}
 		lines := diff(t, stored, fresh)
 		if len(lines) > 0 {
-			if _, _, err := a.recompute(ctx, t, day, true); err != nil {
+			if _, _, err := a.recompute(ctx, t, day, card, true); err != nil {
 				return Diff{}, fmt.Errorf("repair %s of %s: %w", t.name, day, err)
 			}
 		}
@@ -263,7 +315,9 @@ func (a *Aggregator) Reconcile(ctx context.Context, day rawevents.Date) (Diff, e
 
 // aggregateTable describes one daily aggregate: its key columns, its summed
 // Decimal columns (then events UInt64 and computed_at UInt64), and the SQL
-// that recomputes and reads a day.
+// that recomputes and reads a day. When price is set, the fresh query has
+// freshKeys and freshSums columns instead and price turns its rows into the
+// table's.
 type aggregateTable struct {
 	kind   Kind
 	name   string
@@ -271,20 +325,30 @@ type aggregateTable struct {
 	sums   []string
 	fresh  func(rawevents.Date) (string, []any)
 	stored func(rawevents.Date) (string, []any)
+
+	freshKeys, freshSums int
+	price                func(card *pricing.RateCard, day rawevents.Date, fresh map[string]aggRow) map[string]aggRow
 }
 
 var aggregateTables = []*aggregateTable{
 	{
 		kind: KindUsage, name: TableDailyUsage,
 		keys:  []string{"customer_source", "customer_external_id", "feature", "currency"},
-		sums:  []string{"quantity", "cost"},
+		sums:  []string{"quantity", "cost", "priced_cost", "unpriced_quantity"},
 		fresh: usageDaySQL, stored: storedUsageSQL,
+		freshKeys: 5, freshSums: 2, price: priceUsage,
 	},
 	{
 		kind: KindRevenue, name: TableDailyRevenue,
 		keys:  []string{"customer_source", "customer_external_id", "currency"},
 		sums:  []string{"cash", "refunds"},
 		fresh: revenueDaySQL, stored: storedRevenueSQL,
+	},
+	{
+		kind: KindRevenueLines, name: TableDailyRevenueLines,
+		keys:  []string{"customer_source", "customer_external_id", "currency", "plan"},
+		sums:  []string{"cash", "accrual", "refunds"},
+		fresh: linesDaySQL, stored: storedLinesSQL,
 	},
 }
 
@@ -322,16 +386,23 @@ func (r aggRow) equal(o aggRow) bool {
 // table; with write, it writes the fresh one as the whole day: every fresh key
 // plus a zero row for each stored key that left the day, all at a computed_at
 // above every stored one. The stored map holds only keys with events.
-func (a *Aggregator) recompute(ctx context.Context, t *aggregateTable, day rawevents.Date, write bool) (stored, fresh map[string]aggRow, err error) {
+func (a *Aggregator) recompute(ctx context.Context, t *aggregateTable, day rawevents.Date, card *pricing.RateCard, write bool) (stored, fresh map[string]aggRow, err error) {
 	start := time.Now()
 	// computed_at is taken before reading the by-day rows: of two recomputes
 	// of a day, the one that read later wins.
 	computedAt := uint64(a.now().UnixNano())
-	stored, maxComputed, err := a.read(ctx, t, t.stored, day, true)
+	stored, maxComputed, err := a.read(ctx, t.stored, len(t.keys), len(t.sums), day, true)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %s of %s: %w", t.name, day, err)
 	}
-	fresh, _, err = a.read(ctx, t, t.fresh, day, false)
+	if t.price == nil {
+		fresh, _, err = a.read(ctx, t.fresh, len(t.keys), len(t.sums), day, false)
+	} else {
+		fresh, _, err = a.read(ctx, t.fresh, t.freshKeys, t.freshSums, day, false)
+		if err == nil {
+			fresh = t.price(card, day, fresh)
+		}
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("recompute %s of %s: %w", t.name, day, err)
 	}
@@ -341,7 +412,7 @@ func (a *Aggregator) recompute(ctx context.Context, t *aggregateTable, day rawev
 	rows := slices.Collect(maps.Values(fresh))
 	for id, s := range stored {
 		if _, ok := fresh[id]; !ok {
-			zero := aggRow{key: s.key, sums: make([]decimal.Decimal, len(t.sums))}
+			zero := aggRow{key: s.key, sums: repeat(decimal.Zero, len(t.sums))}
 			rows = append(rows, zero)
 		}
 	}
@@ -355,10 +426,10 @@ func (a *Aggregator) recompute(ctx context.Context, t *aggregateTable, day rawev
 	return stored, fresh, nil
 }
 
-// read runs a day's query whose columns are keys, sums, events and, when
-// withVersion, computed_at. Rows without events (zero rows) are left out;
-// the highest computed_at is returned.
-func (a *Aggregator) read(ctx context.Context, t *aggregateTable, query func(rawevents.Date) (string, []any), day rawevents.Date, withVersion bool) (map[string]aggRow, uint64, error) {
+// read runs a day's query whose columns are nKeys keys, nSums sums, events
+// and, when withVersion, computed_at. Rows without events (zero rows) are
+// left out; the highest computed_at is returned.
+func (a *Aggregator) read(ctx context.Context, query func(rawevents.Date) (string, []any), nKeys, nSums int, day rawevents.Date, withVersion bool) (map[string]aggRow, uint64, error) {
 	sql, args := query(day)
 	rows, err := a.conn.Query(ctx, sql, args...)
 	if err != nil {
@@ -368,9 +439,9 @@ func (a *Aggregator) read(ctx context.Context, t *aggregateTable, query func(raw
 	out := map[string]aggRow{}
 	var maxVersion uint64
 	for rows.Next() {
-		r := aggRow{key: make([]string, len(t.keys)), sums: make([]decimal.Decimal, len(t.sums))}
+		r := aggRow{key: make([]string, nKeys), sums: make([]decimal.Decimal, nSums)}
 		var version uint64
-		dest := make([]any, 0, len(t.keys)+len(t.sums)+2)
+		dest := make([]any, 0, nKeys+nSums+2)
 		for i := range r.key {
 			dest = append(dest, &r.key[i])
 		}

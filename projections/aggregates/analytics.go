@@ -16,6 +16,7 @@ import (
 
 	"github.com/uvrhq/uvr/projections/chstore"
 	"github.com/uvrhq/uvr/projections/customers"
+	"github.com/uvrhq/uvr/projections/pricing"
 	"github.com/uvrhq/uvr/projections/rawevents"
 )
 
@@ -41,7 +42,23 @@ import (
 type Analytics struct {
 	conn     driver.Conn
 	snapshot Snapshot
+	settings RevenueSettings
 }
+
+// RevenueSettings are the revenue settings applied at query time, so that a
+// change applies to all history at once: the FX table (nil: none, and only
+// amounts already in the asked currency can be summed) and the plan →
+// feature mapping of revenue attribution. Safe for concurrent use.
+type RevenueSettings interface {
+	FX(ctx context.Context) (*pricing.FX, error)
+	PlanFeatures(ctx context.Context) (map[string]string, error)
+}
+
+// noSettings: no FX table, no attribution.
+type noSettings struct{}
+
+func (noSettings) FX(context.Context) (*pricing.FX, error)                 { return nil, nil }
+func (noSettings) PlanFeatures(context.Context) (map[string]string, error) { return nil, nil }
 
 // Snapshot returns the current reference → canonical customer mapping
 // (customers.Directory's Snapshot after a Sync, so that changes made by any
@@ -51,25 +68,48 @@ type Snapshot func(ctx context.Context) (map[customers.Ref]string, error)
 // NewAnalytics returns Analytics on conn (open on the migrated database);
 // snapshot returns the directory's mapping; nil: every reference is its own
 // customer.
-func NewAnalytics(conn driver.Conn, snapshot Snapshot) (*Analytics, error) {
+// settings (optional, at most one) gives the FX table and the revenue
+// mapping; without it nothing is converted or attributed.
+func NewAnalytics(conn driver.Conn, snapshot Snapshot, settings ...RevenueSettings) (*Analytics, error) {
 	if conn == nil {
 		return nil, errors.New("aggregates analytics: conn is required")
 	}
 	if snapshot == nil {
 		snapshot = func(context.Context) (map[customers.Ref]string, error) { return nil, nil }
 	}
-	return &Analytics{conn: conn, snapshot: snapshot}, nil
+	a := &Analytics{conn: conn, snapshot: snapshot, settings: noSettings{}}
+	if len(settings) > 0 && settings[0] != nil {
+		a.settings = settings[0]
+	}
+	return a, nil
 }
 
-// Range is a query's days (both included) and reporting currency: costs and
-// revenue are summed in that currency only, quantities in every currency.
+// Range is a query's days (both included), the currency its money is
+// converted into, and the basis of its revenue. Quantities are summed in
+// every currency.
 type Range struct {
 	Start, End rawevents.Date
 	Currency   string
+	// Basis is BasisAccrual when empty.
+	Basis Basis
 }
 
+// Basis is the view of revenue: cash (the day money moved) or accrual (spread
+// over the service period; docs/analytics/revenue.md).
+type Basis string
+
+// The bases.
+const (
+	BasisCash    Basis = "cash"
+	BasisAccrual Basis = "accrual"
+)
+
 func (r Range) validate() error {
-	return rawevents.DashboardQuery{Start: r.Start, End: r.End, Currency: r.Currency}.Validate()
+	err := rawevents.DashboardQuery{Start: r.Start, End: r.End, Currency: r.Currency}.Validate()
+	if r.Basis != "" && r.Basis != BasisCash && r.Basis != BasisAccrual {
+		err = errors.Join(err, fmt.Errorf("%w: basis must be cash or accrual, got %q", rawevents.ErrInvalidQuery, string(r.Basis)))
+	}
+	return err
 }
 
 // CustomerTotal is one canonical customer's totals over a range.
@@ -171,9 +211,10 @@ func (a *Analytics) Series(ctx context.Context, r Range, period Period, customer
 	return a.points(ctx, r, period, customerID, true, true)
 }
 
-// points reads usage and revenue grouped by period and customer (and
-// feature when byFeature), each customer canonical, summed in Go across the
-// references of one customer.
+// points reads usage and revenue per day × customer × feature × currency,
+// converts each row's money into r.Currency with the FX table of that day
+// (see convert), attributes revenue to features through the plan mapping,
+// and folds the rows into periods and canonical customers in Go.
 func (a *Analytics) points(ctx context.Context, r Range, period Period, customerID string, byFeature, byPeriod bool) ([]Point, error) {
 	if err := r.validate(); err != nil {
 		return nil, err
@@ -186,16 +227,25 @@ func (a *Analytics) points(ctx context.Context, r Range, period Period, customer
 		return nil, fmt.Errorf("customer snapshot: %w", err)
 	}
 	m := newMapping(snap)
+	conv, err := a.converter(ctx, r.Currency)
+	if err != nil {
+		return nil, err
+	}
+	plans, err := a.settings.PlanFeatures(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("revenue mapping: %w", err)
+	}
 	type key struct {
 		period   rawevents.Date
 		customer string
 		feature  string
 	}
 	by := map[key]*Point{}
-	add := func(k key, qty, cost, rev decimal.Decimal) {
-		if customerID != "" && k.customer != customerID {
+	add := func(day rawevents.Date, customer, feature string, qty, cost, rev decimal.Decimal) {
+		if customerID != "" && customer != customerID {
 			return
 		}
+		k := key{periodOf(period, day), customer, feature}
 		if !byFeature {
 			k.feature = ""
 		}
@@ -212,36 +262,51 @@ func (a *Analytics) points(ctx context.Context, r Range, period Period, customer
 		p.Revenue = p.Revenue.Add(rev)
 	}
 
-	sql, args := usageByCustomerSQL(r, period, m)
+	sql, args := usageByCustomerSQL(r, m)
 	if err := chstore.QueryRows(m.context(ctx, sql), a.conn, sql, args, func(scan func(...any) error) error {
 		var (
 			day                time.Time
 			customer, src, ext string
-			feature            string
+			feature, currency  string
 			qty, cost          decimal.Decimal
 		)
-		if err := scan(&day, &customer, &src, &ext, &feature, &qty, &cost); err != nil {
+		if err := scan(&day, &customer, &src, &ext, &feature, &currency, &qty, &cost); err != nil {
 			return err
 		}
-		add(key{rawevents.DateOf(day), m.canonical(customer, src, ext), feature}, qty, cost, decimal.Zero)
+		d := rawevents.DateOf(day)
+		cost, err := conv.convert(cost, currency, d)
+		if err != nil {
+			return err
+		}
+		add(d, m.canonical(customer, src, ext), feature, qty, cost, decimal.Zero)
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("usage by customer from %s: %w", TableDailyUsage, err)
 	}
-	sql, args = revenueByCustomerSQL(r, period, m)
+	sql, args = revenueByCustomerSQL(r, m)
 	if err := chstore.QueryRows(m.context(ctx, sql), a.conn, sql, args, func(scan func(...any) error) error {
 		var (
 			day                time.Time
 			customer, src, ext string
+			plan, currency     string
 			rev                decimal.Decimal
 		)
-		if err := scan(&day, &customer, &src, &ext, &rev); err != nil {
+		if err := scan(&day, &customer, &src, &ext, &plan, &currency, &rev); err != nil {
 			return err
 		}
-		add(key{rawevents.DateOf(day), m.canonical(customer, src, ext), rawevents.UnattributedFeature}, decimal.Zero, decimal.Zero, rev)
+		d := rawevents.DateOf(day)
+		rev, err := conv.convert(rev, currency, d)
+		if err != nil {
+			return err
+		}
+		feature, ok := plans[plan]
+		if !ok || plan == "" {
+			feature = rawevents.UnattributedFeature
+		}
+		add(d, m.canonical(customer, src, ext), feature, decimal.Zero, decimal.Zero, rev)
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("revenue by customer from %s: %w", TableDailyRevenue, err)
+		return nil, fmt.Errorf("revenue by customer from %s: %w", TableDailyRevenueLines, err)
 	}
 	out := make([]Point, 0, len(by))
 	for _, p := range by {
@@ -252,6 +317,19 @@ func (a *Analytics) points(ctx context.Context, r Range, period Period, customer
 			cmp.Compare(x.CustomerID, y.CustomerID), cmp.Compare(x.Feature, y.Feature))
 	})
 	return out, nil
+}
+
+// periodOf is the first day of day's period (toMonday / toStartOfMonth).
+func periodOf(p Period, day rawevents.Date) rawevents.Date {
+	switch p {
+	case PeriodWeek:
+		t := day.Midnight()
+		return rawevents.DateOf(t.AddDate(0, 0, -((int(t.Weekday()) + 6) % 7)))
+	case PeriodMonth:
+		t := day.Midnight()
+		return rawevents.DateOf(time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC))
+	}
+	return day
 }
 
 // mapping is a snapshot as the two arrays transform() takes: keys
@@ -331,28 +409,30 @@ func periodExpr(p Period) (string, error) {
 	return "", fmt.Errorf("%w: group_by must be day, week or month, got %q", rawevents.ErrInvalidQuery, string(p))
 }
 
-// usageByCustomerSQL sums daily_usage per period × canonical customer ×
-// feature: quantity in every currency, cost in the reporting one.
-func usageByCustomerSQL(r Range, p Period, m mapping) (string, []any) {
-	period, _ := periodExpr(p)
+// usageByCustomerSQL sums daily_usage per day × canonical customer ×
+// feature × currency (currencies are converted in Go, per row).
+func usageByCustomerSQL(r Range, m mapping) (string, []any) {
 	cust, args := customerSQL(m)
-	return `SELECT ` + period + ` AS period, ` + cust + `, feature, sum(quantity) AS quantity, sumIf(cost, currency = ?) AS cost
+	return `SELECT day, ` + cust + `, feature, currency, sum(quantity) AS quantity, sum(cost) AS cost
 FROM daily_usage FINAL
 WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?)
-GROUP BY period, customer, src, ext, feature
-ORDER BY period, customer, src, ext, feature`, append(args, r.Currency, r.Start.String(), r.End.String())
+GROUP BY day, customer, src, ext, feature, currency
+ORDER BY day, customer, src, ext, feature, currency`, append(args, r.Start.String(), r.End.String())
 }
 
-// revenueByCustomerSQL sums daily_revenue's cash in the reporting currency
-// per period × canonical customer.
-func revenueByCustomerSQL(r Range, p Period, m mapping) (string, []any) {
-	period, _ := periodExpr(p)
+// revenueByCustomerSQL sums daily_revenue_lines' cash or accrual (r.Basis)
+// per day × canonical customer × plan × currency.
+func revenueByCustomerSQL(r Range, m mapping) (string, []any) {
 	cust, args := customerSQL(m)
-	return `SELECT ` + period + ` AS period, ` + cust + `, sum(cash) AS revenue
-FROM daily_revenue FINAL
-WHERE events > 0 AND currency = ? AND day >= toDate(?) AND day <= toDate(?)
-GROUP BY period, customer, src, ext
-ORDER BY period, customer, src, ext`, append(args, r.Currency, r.Start.String(), r.End.String())
+	column := "accrual"
+	if r.Basis == BasisCash {
+		column = "cash"
+	}
+	return `SELECT day, ` + cust + `, plan, currency, sum(` + column + `) AS revenue
+FROM daily_revenue_lines FINAL
+WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?)
+GROUP BY day, customer, src, ext, plan, currency
+ORDER BY day, customer, src, ext, plan, currency`, append(args, r.Start.String(), r.End.String())
 }
 
 // RevenueItem is one revenue event of a range, as revenue_by_day holds its
@@ -413,4 +493,42 @@ func revenueItemsSQL(r Range, m mapping) (string, []any) {
 FROM revenue_by_day FINAL
 WHERE void = 0 AND day >= toDate(?) AND day <= toDate(?) AND kind IN (` + quoteAll(rawevents.RevenueKinds()) + `)
 ORDER BY day, source, id`, append(args, r.Start.String(), r.End.String())
+}
+
+// FeatureRevenue returns the revenue attributed to features over r, per
+// feature and day (r's basis, converted into r.Currency as every query
+// is), and every feature the revenue mapping attributes a plan to, with
+// revenue in r or not: such a feature's revenue is known, so zero means
+// zero, whereas unattributed revenue is unknown per feature. The insights'
+// unprofitable-feature rule reads it.
+func (a *Analytics) FeatureRevenue(ctx context.Context, r Range) ([]string, map[string]map[rawevents.Date]decimal.Decimal, error) {
+	plans, err := a.settings.PlanFeatures(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("revenue mapping: %w", err)
+	}
+	var features []string
+	for _, f := range plans {
+		if !slices.Contains(features, f) {
+			features = append(features, f)
+		}
+	}
+	slices.Sort(features)
+	if len(features) == 0 {
+		return nil, nil, nil
+	}
+	points, err := a.points(ctx, r, PeriodDay, "", true, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := map[string]map[rawevents.Date]decimal.Decimal{}
+	for _, p := range points {
+		if p.Revenue.IsZero() || !slices.Contains(features, p.Feature) {
+			continue
+		}
+		if out[p.Feature] == nil {
+			out[p.Feature] = map[rawevents.Date]decimal.Decimal{}
+		}
+		out[p.Feature][p.Period] = out[p.Feature][p.Period].Add(p.Revenue)
+	}
+	return features, out, nil
 }

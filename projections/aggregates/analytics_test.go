@@ -22,21 +22,23 @@ func TestAnalyticsSQL(t *testing.T) {
 	assert.Equal(t, []string{"2:abc", "6:stripecus_1"}, m.keys)
 	assert.Equal(t, []string{"c2", "c1"}, m.ids)
 
-	sql, args := usageByCustomerSQL(r, PeriodWeek, m)
-	assert.Equal(t, `SELECT toMonday(day) AS period, transform(concat(toString(length(customer_source)), ':', customer_source, customer_external_id), ?, ?, '') AS customer, if(customer = '', customer_source, '') AS src, if(customer = '', customer_external_id, '') AS ext, feature, sum(quantity) AS quantity, sumIf(cost, currency = ?) AS cost
+	sql, args := usageByCustomerSQL(r, m)
+	assert.Equal(t, `SELECT day, transform(concat(toString(length(customer_source)), ':', customer_source, customer_external_id), ?, ?, '') AS customer, if(customer = '', customer_source, '') AS src, if(customer = '', customer_external_id, '') AS ext, feature, currency, sum(quantity) AS quantity, sum(cost) AS cost
 FROM daily_usage FINAL
 WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?)
-GROUP BY period, customer, src, ext, feature
-ORDER BY period, customer, src, ext, feature`, sql)
-	assert.Equal(t, []any{m.keys, m.ids, "USD", "2026-03-01", "2026-03-09"}, args)
+GROUP BY day, customer, src, ext, feature, currency
+ORDER BY day, customer, src, ext, feature, currency`, sql)
+	assert.Equal(t, []any{m.keys, m.ids, "2026-03-01", "2026-03-09"}, args)
 
-	sql, args = revenueByCustomerSQL(r, PeriodMonth, mapping{})
-	assert.Equal(t, `SELECT toStartOfMonth(day) AS period, '' AS customer, customer_source AS src, customer_external_id AS ext, sum(cash) AS revenue
-FROM daily_revenue FINAL
-WHERE events > 0 AND currency = ? AND day >= toDate(?) AND day <= toDate(?)
-GROUP BY period, customer, src, ext
-ORDER BY period, customer, src, ext`, sql)
-	assert.Equal(t, []any{"USD", "2026-03-01", "2026-03-09"}, args)
+	sql, args = revenueByCustomerSQL(Range{Start: r.Start, End: r.End, Currency: "USD", Basis: BasisCash}, mapping{})
+	assert.Equal(t, `SELECT day, '' AS customer, customer_source AS src, customer_external_id AS ext, plan, currency, sum(cash) AS revenue
+FROM daily_revenue_lines FINAL
+WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?)
+GROUP BY day, customer, src, ext, plan, currency
+ORDER BY day, customer, src, ext, plan, currency`, sql)
+	assert.Equal(t, []any{"2026-03-01", "2026-03-09"}, args)
+	sql, _ = revenueByCustomerSQL(r, mapping{})
+	assert.Contains(t, sql, "sum(accrual) AS revenue", "accrual is the default basis")
 
 	sql, args = revenueItemsSQL(r, m)
 	assert.Equal(t, `SELECT day, transform(concat(toString(length(customer_source)), ':', customer_source, customer_external_id), ?, ?, '') AS customer, customer_source AS src, customer_external_id AS ext, source, id, kind, currency, amount

@@ -2,6 +2,7 @@ package aggregates
 
 import (
 	"strings"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
@@ -49,12 +50,34 @@ func pendingCountSQL() string {
 	return `SELECT count() FROM dirty_days FINAL WHERE done = 0`
 }
 
-// usageDaySQL recomputes one day of daily_usage from usage_by_day.
+// usageDaySQL recomputes one day of daily_usage from usage_by_day, with the
+// rows to price from the rate card apart (priceUsage prices them).
 func usageDaySQL(day rawevents.Date) (string, []any) {
-	return `SELECT customer_source, customer_external_id, feature, currency, sum(quantity) AS quantity, sum(cost) AS cost, count() AS events
+	return `SELECT customer_source, customer_external_id, feature, currency, toString(price) AS to_price, sum(quantity) AS quantity, sum(cost) AS cost, count() AS events
 FROM usage_by_day FINAL
 WHERE day = toDate(?) AND void = 0
-GROUP BY customer_source, customer_external_id, feature, currency`, []any{day.String()}
+GROUP BY customer_source, customer_external_id, feature, currency, to_price`, []any{day.String()}
+}
+
+// recostDaysSQL lists the days within spans that hold rows priced from the
+// rate card. Without FINAL: a superseded row may add a day, and recomputing
+// a day more than needed is harmless.
+func recostDaysSQL(spans []span) (string, []any) {
+	conds := make([]string, len(spans))
+	var args []any
+	for i, s := range spans {
+		if s.to.IsZero() {
+			conds[i] = "day >= toDate(?)"
+			args = append(args, s.from.Format(time.DateOnly))
+			continue
+		}
+		conds[i] = "(day >= toDate(?) AND day < toDate(?))"
+		args = append(args, s.from.Format(time.DateOnly), s.to.Format(time.DateOnly))
+	}
+	return `SELECT DISTINCT day
+FROM usage_by_day
+WHERE price = 1 AND (` + strings.Join(conds, " OR ") + `)
+ORDER BY day`, args
 }
 
 // revenueDaySQL recomputes one day of daily_revenue from revenue_by_day,
@@ -69,7 +92,7 @@ GROUP BY customer_source, customer_external_id, currency`, []any{day.String()}
 // storedUsageSQL reads the stored aggregate of one day, zero rows included
 // (their keys need no new zero row, and their computed_at bounds the next).
 func storedUsageSQL(day rawevents.Date) (string, []any) {
-	return `SELECT customer_source, customer_external_id, feature, currency, quantity, cost, events, computed_at
+	return `SELECT customer_source, customer_external_id, feature, currency, quantity, cost, priced_cost, unpriced_quantity, events, computed_at
 FROM daily_usage FINAL
 WHERE day = toDate(?)`, []any{day.String()}
 }

@@ -2,6 +2,7 @@ package aggregates
 
 import (
 	"testing"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/stretchr/testify/assert"
@@ -12,6 +13,10 @@ import (
 // Golden SQL of every builder: a change to a statement shows up here first.
 func TestSQLBuilders(t *testing.T) {
 	day := rawevents.Date{Year: 2026, Month: 3, Day: 9}
+	recostSpans := []span{
+		{time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)},
+		{from: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)},
+	}
 	q := rawevents.DashboardQuery{Start: rawevents.Date{Year: 2026, Month: 3, Day: 1}, End: day, Currency: "EUR"}
 	tests := []struct {
 		name     string
@@ -53,11 +58,19 @@ LIMIT ?`,
 		},
 		{
 			name: "usage day", sql: first(usageDaySQL(day)), args: second(usageDaySQL(day)),
-			wantSQL: `SELECT customer_source, customer_external_id, feature, currency, sum(quantity) AS quantity, sum(cost) AS cost, count() AS events
+			wantSQL: `SELECT customer_source, customer_external_id, feature, currency, toString(price) AS to_price, sum(quantity) AS quantity, sum(cost) AS cost, count() AS events
 FROM usage_by_day FINAL
 WHERE day = toDate(?) AND void = 0
-GROUP BY customer_source, customer_external_id, feature, currency`,
+GROUP BY customer_source, customer_external_id, feature, currency, to_price`,
 			wantArgs: []any{"2026-03-09"},
+		},
+		{
+			name: "recost days", sql: first(recostDaysSQL(recostSpans)), args: second(recostDaysSQL(recostSpans)),
+			wantSQL: `SELECT DISTINCT day
+FROM usage_by_day
+WHERE price = 1 AND ((day >= toDate(?) AND day < toDate(?)) OR day >= toDate(?))
+ORDER BY day`,
+			wantArgs: []any{"2026-03-01", "2026-03-04", "2026-04-01"},
 		},
 		{
 			name: "revenue day", sql: first(revenueDaySQL(day)), args: second(revenueDaySQL(day)),
@@ -69,7 +82,7 @@ GROUP BY customer_source, customer_external_id, currency`,
 		},
 		{
 			name: "stored usage", sql: first(storedUsageSQL(day)), args: second(storedUsageSQL(day)),
-			wantSQL: `SELECT customer_source, customer_external_id, feature, currency, quantity, cost, events, computed_at
+			wantSQL: `SELECT customer_source, customer_external_id, feature, currency, quantity, cost, priced_cost, unpriced_quantity, events, computed_at
 FROM daily_usage FINAL
 WHERE day = toDate(?)`,
 			wantArgs: []any{"2026-03-09"},

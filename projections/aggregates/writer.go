@@ -4,8 +4,9 @@
 //   - Writer, called by the projector's batcher before each raw insert,
 //     copies the batch's usage and revenue rows into usage_by_day and
 //     revenue_by_day (ordered by day), with a tombstone under the old day when
-//     a correction moves an event to another day, and records the days it
-//     touched in dirty_days;
+//     a correction moves an event to another day, and each revenue event's
+//     cash and accrual days into revenue_lines_by_day (lines.go), and records
+//     the days it touched in dirty_days;
 //   - Aggregator recomputes each dirty day of daily_usage and daily_revenue
 //     from the by-day tables, a whole day at a time, and reconciles a day on
 //     demand;
@@ -36,7 +37,8 @@ import (
 	"github.com/uvrhq/uvr/projections/rawevents"
 )
 
-// Tables of the package (created by chstore's migration 0005).
+// Tables of the package (created by chstore's migration 0005; 0007 adds the
+// pricing columns).
 const (
 	TableUsageByDay   = "usage_by_day"
 	TableRevenueByDay = "revenue_by_day"
@@ -66,6 +68,7 @@ type Writer struct {
 
 	mu     sync.Mutex
 	memory *trailMemory
+	lines  *spanMemory // lines.go: the revenue lines' trails, as day spans
 }
 
 var _ rawevents.PreWriter = (*Writer)(nil)
@@ -93,7 +96,7 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 	if n == 0 {
 		n = DefaultRemember
 	}
-	return &Writer{conn: cfg.Conn, now: orNow(cfg.Now), memory: newTrailMemory(max(n, 0))}, nil
+	return &Writer{conn: cfg.Conn, now: orNow(cfg.Now), memory: newTrailMemory(max(n, 0)), lines: newSpanMemory(max(n, 0))}, nil
 }
 
 // byDayRow is one row of usage_by_day or revenue_by_day.
@@ -166,6 +169,9 @@ func (w *Writer) WriteBefore(ctx context.Context, rows []rawevents.Row) error {
 			dirty[dirtyKey{k.kind, r.day}] = struct{}{}
 		}
 	}
+	if err := w.writeLines(ctx, rows, dirty); err != nil {
+		return err
+	}
 	return w.markDirty(ctx, dirty)
 }
 
@@ -179,13 +185,7 @@ func (w *Writer) WriteBefore(ctx context.Context, rows []rawevents.Row) error {
 //   - older (it arrived after a newer one): nothing, since writing it under a
 //     day the newer version never visited would count it there.
 func plan(batch []*rawevents.Row, cur map[identity]current) []byDayRow {
-	sorted := slices.Clone(batch)
-	slices.SortStableFunc(sorted, func(a, b *rawevents.Row) int {
-		return cmp.Or(
-			cmp.Compare(a.Event.Source, b.Event.Source),
-			cmp.Compare(a.Event.ID, b.Event.ID),
-			cmp.Compare(a.Rev(), b.Rev()))
-	})
+	sorted := inRevOrder(batch)
 	var out []byDayRow
 	for _, r := range sorted {
 		id := identity{r.Event.Source, r.Event.ID}
@@ -345,7 +345,20 @@ func (w *Writer) insertUsage(ctx context.Context, rows []byDayRow) error {
 		byDayCol("currency", func(r *byDayRow) string { return r.row.Event.Data.Currency }),
 		byDayCol("quantity", func(r *byDayRow) decimal.Decimal { return orZero(r.row.Event.Data.Quantity) }),
 		byDayCol("cost", func(r *byDayRow) decimal.Decimal { return orZero(r.row.Event.Data.Cost) }),
+		byDayCol("price", func(r *byDayRow) uint8 { return flag(Priced(r.row.Event.Data)) }),
 	})
+}
+
+// AttrCostReportedBy is the usage attribute of events whose money the source
+// reports as separate cost events (connectors/openai, connectors/anthropic).
+const AttrCostReportedBy = "cost_reported_by"
+
+// Priced reports whether a usage event's quantity is priced from the rate
+// card: it carries no cost, and no other event reports its cost (pricing
+// those would count their money twice).
+func Priced(d event.Data) bool {
+	_, reported := d.Attributes[AttrCostReportedBy]
+	return d.Cost == nil && !reported
 }
 
 func (w *Writer) insertRevenue(ctx context.Context, rows []byDayRow) error {
@@ -480,4 +493,17 @@ func flag(b bool) uint8 {
 		return 1
 	}
 	return 0
+}
+
+// inRevOrder sorts a copy of batch by identity, then rev: the planners apply
+// the versions of one identity oldest first, each against the one before it.
+func inRevOrder(batch []*rawevents.Row) []*rawevents.Row {
+	sorted := slices.Clone(batch)
+	slices.SortStableFunc(sorted, func(a, b *rawevents.Row) int {
+		return cmp.Or(
+			cmp.Compare(a.Event.Source, b.Event.Source),
+			cmp.Compare(a.Event.ID, b.Event.ID),
+			cmp.Compare(a.Rev(), b.Rev()))
+	})
+	return sorted
 }

@@ -61,5 +61,6 @@ FROM (SELECT arrayJoin([('u1', 1, 0, 2, '2026-03-01'), ('u1', 2, 0, 4, '2026-03-
 		dirty = append(dirty, s)
 	}
 	require.NoError(t, rows.Err())
-	assert.Equal(t, []string{"usage 2026-03-02", "usage 2026-03-03"}, dirty)
+	// 0008 asks the aggregator to spread the revenue lines (day 1970-01-02: the same on every ClickHouse).
+	assert.Equal(t, []string{"revenue_lines_backfill 1970-01-02", "usage 2026-03-02", "usage 2026-03-03"}, dirty)
 }

@@ -2,6 +2,7 @@ package pricing
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -276,4 +277,16 @@ func (f *FX) Convert(amount decimal.Decimal, from, to string, day time.Time) (de
 		return decimal.Decimal{}, fmt.Errorf("convert %s to %s: %w", from, to, err)
 	}
 	return divRound(amount.Mul(r.num), r.den, MaxScale), nil
+}
+
+// Rates returns every quote of the table, by day, base and quote.
+func (f *FX) Rates() []FXRate {
+	var out []FXRate
+	for _, rs := range f.pairs {
+		out = append(out, rs...)
+	}
+	slices.SortFunc(out, func(a, b FXRate) int {
+		return cmp.Or(a.Day.Compare(b.Day), strings.Compare(a.Base, b.Base), strings.Compare(a.Quote, b.Quote))
+	})
+	return out
 }

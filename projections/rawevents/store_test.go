@@ -258,8 +258,10 @@ func TestDashboardCountsEachIdentityOnce(t *testing.T) {
 		require.NoError(t, store.InsertBatch(ctx, rowsOf(t, events...)))
 	}
 
+	// The parts of the raw tables only: migrations write parts of their own
+	// elsewhere (e.g. dirty marks).
 	parts := func() (n uint64) {
-		require.NoError(t, conn.QueryRow(ctx, "SELECT count() FROM system.parts WHERE database = currentDatabase() AND table != 'schema_migrations' AND active").Scan(&n))
+		require.NoError(t, conn.QueryRow(ctx, "SELECT count() FROM system.parts WHERE database = currentDatabase() AND table IN ('usage_events', 'revenue_events') AND active").Scan(&n))
 		return n
 	}
 	require.Equal(t, uint64(len(inserts)), parts(), "one part per insert: nothing merged")

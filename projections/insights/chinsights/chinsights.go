@@ -22,9 +22,11 @@
 //     quota.
 //   - Metered usage (what counts against the quota) is every feature whose
 //     name ends in "tokens" (Config.Metered overrides it).
-//   - No feature has attributed revenue yet (no price-to-feature mapping
-//     exists), so FeatureDays reports cost with Attributed false and the
-//     unprofitable-feature rule never fires on unattributed revenue.
+//   - A feature's revenue is what the revenue mapping attributes to it
+//     (Config.Attribution: plan → feature, accrual, converted into the
+//     reporting currency; aggregates.Analytics.FeatureRevenue). A feature no
+//     plan maps to has Attributed false, so the unprofitable-feature rule
+//     never fires on unattributed revenue.
 package chinsights
 
 import (
@@ -42,6 +44,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/shopspring/decimal"
 
+	"github.com/uvrhq/uvr/projections/aggregates"
 	"github.com/uvrhq/uvr/projections/chstore"
 	"github.com/uvrhq/uvr/projections/customers"
 	"github.com/uvrhq/uvr/projections/insights"
@@ -196,6 +199,15 @@ type SourceConfig struct {
 	// Metered reports whether a feature's usage counts against the plan's
 	// quota; default: the name ends in "tokens".
 	Metered func(feature string) bool
+	// Attribution gives the revenue attributed to features; nil: none.
+	Attribution Attribution
+}
+
+// Attribution is revenue attributed to features (aggregates.Analytics):
+// every feature a plan maps to, and per feature and day its revenue over r.
+// Safe for concurrent use.
+type Attribution interface {
+	FeatureRevenue(ctx context.Context, r aggregates.Range) ([]string, map[string]map[rawevents.Date]decimal.Decimal, error)
 }
 
 // Source is the ClickHouse insights.Source. Safe for concurrent use.
@@ -416,10 +428,25 @@ func (s *Source) CustomerDays(ctx context.Context, w insights.Window) ([]insight
 	return out, nil
 }
 
-// FeatureDays returns each feature's cost per day in w. No revenue is
-// attributed to features yet: every series has Attributed false.
+// FeatureDays returns each feature's cost and attributed revenue per day in
+// w; Attributed is set on the features some plan maps to.
 func (s *Source) FeatureDays(ctx context.Context, w insights.Window) ([]insights.FeatureSeries, error) {
 	byName := map[string]*insights.FeatureSeries{}
+	if s.cfg.Attribution != nil && w.Days() > 0 {
+		r := aggregates.Range{Start: rawevents.DateOf(w.Start), End: rawevents.DateOf(w.End).AddDays(-1),
+			Currency: s.cfg.ReportingCurrency, Basis: aggregates.BasisAccrual}
+		features, revenue, err := s.cfg.Attribution.FeatureRevenue(ctx, r)
+		if err != nil {
+			return nil, fmt.Errorf("attributed revenue %s: %w", w, err)
+		}
+		for _, f := range features {
+			fs := &insights.FeatureSeries{Feature: f, Attributed: true}
+			for day, v := range revenue[f] {
+				fs.Days = append(fs.Days, insights.FeatureDay{Day: day.Midnight(), AttributedRevenue: v})
+			}
+			byName[f] = fs
+		}
+	}
 	sql, args := usageSQL(s.cfg.ReportingCurrency, w)
 	if err := chstore.QueryRows(ctx, s.cfg.Conn, sql, args, func(scan func(...any) error) error {
 		var (

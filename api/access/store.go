@@ -1,0 +1,718 @@
+// Package access is who may call uvr's API: users (email + argon2id password),
+// roles (admin, analyst, viewer), signed bearer tokens (JWT HS256) and API
+// keys for machines.
+//
+// Users, API keys (their SHA-256 only) and the token signing secret live in a
+// compacted Kafka topic (Topic) through pipeline/kafka.Table, so every API
+// instance sees the same accounts; a write is visible on the instance that
+// made it at once (a revoked key or a deactivated user stops working there
+// before the call returns) and on the others as soon as their table reads it.
+//
+// The package knows nothing of HTTP: the API (api/auth.go) turns the kinds of
+// Error into statuses and runs the checks as Gin middleware.
+package access
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Topic is the compacted topic of users, API keys and the signing secret. It
+// must have one partition: the signing secret is the candidate written first,
+// and only one partition orders every write.
+const Topic = "uvr.users.v1"
+
+// Defaults and limits.
+const (
+	DefaultTokenTTL   = 12 * time.Hour
+	MinPasswordLength = 8
+	maxPasswordLength = 1024 // argon2 hashes anything; this bounds the work per request
+	minSecretLength   = 32
+	apiKeyPrefix      = "uvr_"
+)
+
+// Keys in the table.
+const (
+	userKeyPrefix   = "user/"   // + user id → userRecord
+	apiKeyKeyPrefix = "apikey/" // + hex SHA-256 of the key → keyRecord
+	secretKeyPrefix = "secret/" // + candidate id → raw secret (see Open)
+)
+
+// Role of a user or API key.
+type Role string
+
+// Roles. Admin may write; analyst and viewer only read (the issue names both;
+// they differ in nothing yet but are kept apart so that clients can rely on
+// the names).
+const (
+	RoleAdmin   Role = "admin"
+	RoleAnalyst Role = "analyst"
+	RoleViewer  Role = "viewer"
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { return r == RoleAdmin || r == RoleAnalyst || r == RoleViewer }
+
+// CanWrite reports whether r may call write routes (POST, PUT, PATCH, DELETE).
+func (r Role) CanWrite() bool { return r == RoleAdmin }
+
+// User is a user without its password hash.
+type User struct {
+	ID        string
+	Email     string
+	FullName  string
+	Role      Role
+	Active    bool
+	CreatedAt time.Time
+}
+
+// APIKey is an API key as listed: never the key, never its hash.
+type APIKey struct {
+	ID        string
+	Name      string
+	Prefix    string // the key's first characters, to recognise it
+	Last4     string // its last four characters
+	Role      Role
+	CreatedBy string // user id, or "" for uvr itself
+	CreatedAt time.Time
+}
+
+// Principal is who made a request.
+type Principal struct {
+	UserID   string // "" for an API key or uvr itself
+	Email    string
+	APIKeyID string // set when authenticated by an API key
+	Role     Role
+}
+
+// NewUser is what Register needs.
+type NewUser struct {
+	Email    string
+	Password string
+	FullName string
+	Role     Role
+}
+
+// Table is the compacted-topic map accounts live in (pipeline/kafka.Table):
+// Put and Delete return once durable and visible to Get here; Sync makes every
+// write acknowledged before it visible, from any instance; Position orders
+// the writes of one partition.
+type Table interface {
+	Put(ctx context.Context, key string, value []byte) error
+	Delete(ctx context.Context, key string) error
+	Get(key string) ([]byte, bool)
+	All() map[string][]byte
+	Sync(ctx context.Context) error
+	Position(key string) (partition int, offset int64, ok bool)
+}
+
+// Config configures New.
+type Config struct {
+	Table Table // required, on Topic
+	// Secret signs tokens (UVR_AUTH_SECRET, ≥ 32 bytes). Empty: Open takes the
+	// one shared in the table, generating it on the first start.
+	Secret   []byte
+	TokenTTL time.Duration // default 12h
+
+	Logger     *slog.Logger          // nil discards
+	Registerer prometheus.Registerer // nil: metrics not registered
+	Now        func() time.Time      // default time.Now
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Table == nil {
+		errs = append(errs, errors.New("access: Table is required"))
+	}
+	if len(c.Secret) > 0 && len(c.Secret) < minSecretLength {
+		errs = append(errs, fmt.Errorf("access: the auth secret must be at least %d bytes", minSecretLength))
+	}
+	if c.TokenTTL < 0 {
+		errs = append(errs, errors.New("access: TokenTTL must be ≥ 0"))
+	}
+	return errors.Join(errs...)
+}
+
+// Store holds users and API keys. Safe for concurrent use. Open before use.
+type Store struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+
+	secretMu sync.RWMutex
+	secret   []byte
+
+	writeMu sync.Mutex // one register at a time on this instance: the email check and the write
+	dummy   string     // a hash verified when the email is unknown, so timing does not tell
+}
+
+// New builds a Store. It does no I/O.
+func New(cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.TokenTTL == 0 {
+		cfg.TokenTTL = DefaultTokenTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	dummy, err := hashPassword(randomString(16))
+	if err != nil {
+		return nil, err
+	}
+	return &Store{cfg: cfg, log: log.With("component", "access"), metrics: m, secret: cfg.Secret, dummy: dummy}, nil
+}
+
+// Open loads the table and settles the signing secret.
+//
+// Without a configured secret, every instance must sign with the same one:
+// each candidate is written under its own key, and the one with the lowest
+// offset wins. An instance that writes a candidate reads the table to the end
+// afterwards, so it sees every candidate acknowledged before its own, and no
+// later write can get a lower offset: two instances starting at once agree.
+func (s *Store) Open(ctx context.Context) error {
+	if err := s.cfg.Table.Sync(ctx); err != nil {
+		return unavailable(fmt.Errorf("load accounts: %w", err))
+	}
+	if len(s.cfg.Secret) > 0 {
+		return nil
+	}
+	if secret, ok := s.firstSecret(); ok {
+		s.setSecret(secret)
+		return nil
+	}
+	candidate := make([]byte, 32)
+	if _, err := rand.Read(candidate); err != nil {
+		return fmt.Errorf("generate the signing secret: %w", err)
+	}
+	if err := s.cfg.Table.Put(ctx, secretKeyPrefix+randomString(8), candidate); err != nil {
+		return unavailable(fmt.Errorf("store the signing secret: %w", err))
+	}
+	if err := s.cfg.Table.Sync(ctx); err != nil {
+		return unavailable(fmt.Errorf("load accounts: %w", err))
+	}
+	secret, ok := s.firstSecret()
+	if !ok {
+		return errors.New("access: the signing secret just written is not in the table")
+	}
+	s.setSecret(secret)
+	return nil
+}
+
+func (s *Store) firstSecret() ([]byte, bool) {
+	var best []byte
+	var bestPart int
+	var bestOff int64
+	for key, value := range s.cfg.Table.All() {
+		if !strings.HasPrefix(key, secretKeyPrefix) || len(value) < minSecretLength {
+			continue
+		}
+		p, off, ok := s.cfg.Table.Position(key)
+		if !ok {
+			continue
+		}
+		if best == nil || p < bestPart || (p == bestPart && off < bestOff) {
+			best, bestPart, bestOff = value, p, off
+		}
+	}
+	return best, best != nil
+}
+
+func (s *Store) setSecret(b []byte) {
+	s.secretMu.Lock()
+	defer s.secretMu.Unlock()
+	s.secret = b
+}
+
+func (s *Store) signingSecret() ([]byte, error) {
+	s.secretMu.RLock()
+	defer s.secretMu.RUnlock()
+	if len(s.secret) == 0 {
+		return nil, errors.New("access: the store is not open")
+	}
+	return s.secret, nil
+}
+
+// userRecord is a user as stored.
+type userRecord struct {
+	ID           string    `json:"id"`
+	Email        string    `json:"email"`
+	FullName     string    `json:"full_name,omitempty"`
+	Role         Role      `json:"role"`
+	Active       bool      `json:"active"`
+	PasswordHash string    `json:"password_hash"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+func (r userRecord) user() User {
+	return User{ID: r.ID, Email: r.Email, FullName: r.FullName, Role: r.Role, Active: r.Active, CreatedAt: r.CreatedAt}
+}
+
+// keyRecord is an API key as stored, keyed by the key's hash.
+type keyRecord struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Prefix    string    `json:"prefix"`
+	Last4     string    `json:"last4"`
+	Role      Role      `json:"role"`
+	CreatedBy string    `json:"created_by,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func (r keyRecord) key() APIKey {
+	return APIKey{ID: r.ID, Name: r.Name, Prefix: r.Prefix, Last4: r.Last4, Role: r.Role, CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt}
+}
+
+// normalizeEmail checks an address and returns it lower-cased: emails are
+// unique regardless of case.
+func normalizeEmail(email string) (string, error) {
+	email = strings.TrimSpace(email)
+	if email == "" {
+		return "", invalid("email", "email is required")
+	}
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Address != email || !strings.Contains(email[strings.LastIndex(email, "@")+1:], ".") {
+		return "", invalid("email", "email is not a valid address")
+	}
+	return strings.ToLower(email), nil
+}
+
+func checkPassword(password string) error {
+	switch {
+	case len([]rune(password)) < MinPasswordLength:
+		return invalid("password", fmt.Sprintf("password must be at least %d characters", MinPasswordLength))
+	case len(password) > maxPasswordLength:
+		return invalid("password", fmt.Sprintf("password must be at most %d bytes", maxPasswordLength))
+	}
+	return nil
+}
+
+// HasUsers reports whether any user exists (from any instance, as of the call).
+func (s *Store) HasUsers(ctx context.Context) (bool, error) {
+	if err := s.cfg.Table.Sync(ctx); err != nil {
+		return false, unavailable(err)
+	}
+	for key := range s.cfg.Table.All() {
+		if strings.HasPrefix(key, userKeyPrefix) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Register creates a user. The email must be new (KindConflict otherwise).
+func (s *Store) Register(ctx context.Context, nu NewUser) (User, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return s.register(ctx, nu)
+}
+
+func (s *Store) register(ctx context.Context, nu NewUser) (User, error) {
+	email, err := normalizeEmail(nu.Email)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkPassword(nu.Password); err != nil {
+		errs = append(errs, err)
+	}
+	if !nu.Role.Valid() {
+		errs = append(errs, invalid("role", "role must be admin, analyst or viewer"))
+	}
+	if len(nu.FullName) > 200 {
+		errs = append(errs, invalid("full_name", "full_name must be at most 200 characters"))
+	}
+	if len(errs) > 0 {
+		return User{}, errs[0]
+	}
+	if err := s.cfg.Table.Sync(ctx); err != nil {
+		return User{}, unavailable(err)
+	}
+	if _, ok := s.findByEmail(email); ok {
+		return User{}, &Error{Kind: KindConflict, Field: "email", Message: "a user with this email already exists"}
+	}
+	hash, err := hashPassword(nu.Password)
+	if err != nil {
+		return User{}, err
+	}
+	rec := userRecord{
+		ID: "usr_" + randomString(12), Email: email, FullName: strings.TrimSpace(nu.FullName), Role: nu.Role,
+		Active: true, PasswordHash: hash, CreatedAt: s.cfg.Now().UTC().Truncate(time.Millisecond),
+	}
+	if err := s.putUser(ctx, rec); err != nil {
+		return User{}, err
+	}
+	s.log.Info("user registered", "user_id", rec.ID, "role", string(rec.Role))
+	return rec.user(), nil
+}
+
+// RegisterFirst registers nu as an admin only while no user exists
+// (KindUnauthorized otherwise): the open bootstrap of POST /api/auth/register.
+// Two first registrations on this instance cannot both succeed; on two
+// instances at the very same moment they can (the table has no
+// compare-and-set), which leaves two admins, not an open API.
+func (s *Store) RegisterFirst(ctx context.Context, nu NewUser) (User, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.cfg.Table.Sync(ctx); err != nil {
+		return User{}, unavailable(err)
+	}
+	for key := range s.cfg.Table.All() {
+		if strings.HasPrefix(key, userKeyPrefix) {
+			return User{}, unauthorized("not authenticated: only an admin may register users")
+		}
+	}
+	nu.Role = RoleAdmin
+	return s.register(ctx, nu)
+}
+
+// EnsureUser registers nu unless a user with its email exists, which is then
+// left as it is (password and role included): the admin from the environment
+// is created on the first start only.
+func (s *Store) EnsureUser(ctx context.Context, nu NewUser) (User, bool, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	email, err := normalizeEmail(nu.Email)
+	if err != nil {
+		return User{}, false, err
+	}
+	if err := s.cfg.Table.Sync(ctx); err != nil {
+		return User{}, false, unavailable(err)
+	}
+	if rec, ok := s.findByEmail(email); ok {
+		return rec.user(), false, nil
+	}
+	u, err := s.register(ctx, nu)
+	return u, err == nil, err
+}
+
+func (s *Store) putUser(ctx context.Context, rec userRecord) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode user: %w", err)
+	}
+	if err := s.cfg.Table.Put(ctx, userKeyPrefix+rec.ID, b); err != nil {
+		return unavailable(fmt.Errorf("write user %s: %w", rec.ID, err))
+	}
+	return nil
+}
+
+func (s *Store) findByEmail(email string) (userRecord, bool) {
+	for key, raw := range s.cfg.Table.All() {
+		if !strings.HasPrefix(key, userKeyPrefix) {
+			continue
+		}
+		var rec userRecord
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			s.log.Warn("unreadable user record skipped", "key", key, "error", err)
+			continue
+		}
+		if rec.Email == email {
+			return rec, true
+		}
+	}
+	return userRecord{}, false
+}
+
+func (s *Store) userByID(id string) (userRecord, bool) {
+	raw, ok := s.cfg.Table.Get(userKeyPrefix + id)
+	if !ok {
+		return userRecord{}, false
+	}
+	var rec userRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		s.log.Warn("unreadable user record", "user_id", id, "error", err)
+		return userRecord{}, false
+	}
+	return rec, true
+}
+
+// badCredentials is the one answer to a failed login: it never says whether
+// the email exists.
+func badCredentials() *Error { return unauthorized("incorrect email or password") }
+
+// Login checks email and password and returns the user and a bearer token.
+// Every failure is the same KindUnauthorized error, in about the same time.
+func (s *Store) Login(ctx context.Context, email, password string) (User, string, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	rec, ok := s.findByEmail(email)
+	if !ok {
+		// Registered on another instance a moment ago? Read the log to its end.
+		if err := s.cfg.Table.Sync(ctx); err != nil {
+			s.metrics.attempt(methodPassword, resultUnavailable)
+			return User{}, "", unavailable(err)
+		}
+		rec, ok = s.findByEmail(email)
+	}
+	hash := s.dummy
+	if ok {
+		hash = rec.PasswordHash
+	}
+	match, err := verifyPassword(password, hash)
+	if err != nil {
+		s.log.Error("unreadable password hash", "user_id", rec.ID, "error", err)
+	}
+	if !ok || !match || err != nil {
+		s.metrics.attempt(methodPassword, resultBadCredentials)
+		return User{}, "", badCredentials()
+	}
+	if !rec.Active {
+		s.metrics.attempt(methodPassword, resultInactive)
+		return User{}, "", badCredentials()
+	}
+	token, err := s.IssueToken(rec.ID, 0)
+	if err != nil {
+		return User{}, "", err
+	}
+	s.metrics.attempt(methodPassword, resultOK)
+	return rec.user(), token, nil
+}
+
+// IssueToken signs a bearer token for a user id, valid for ttl (0: the
+// configured TokenTTL).
+func (s *Store) IssueToken(userID string, ttl time.Duration) (string, error) {
+	secret, err := s.signingSecret()
+	if err != nil {
+		return "", err
+	}
+	if ttl <= 0 {
+		ttl = s.cfg.TokenTTL
+	}
+	return issueToken(secret, userID, s.cfg.Now(), ttl)
+}
+
+// SystemToken signs a token for uvr itself (an admin without a user), for
+// in-process clients such as the demo loader. Keep ttl short.
+func (s *Store) SystemToken(ttl time.Duration) (string, error) {
+	return s.IssueToken(systemSubject, ttl)
+}
+
+// Authenticate resolves a credential: a bearer token (JWT) or an API key
+// (uvr_…). The user behind a token is read at every call, so a deactivated
+// user or a changed role applies at once. Every failure is KindUnauthorized.
+func (s *Store) Authenticate(ctx context.Context, credential string) (Principal, error) {
+	if credential == "" {
+		s.metrics.attempt(methodNone, resultMissing)
+		return Principal{}, unauthorized("not authenticated")
+	}
+	if strings.HasPrefix(credential, apiKeyPrefix) {
+		return s.authenticateKey(credential)
+	}
+	secret, err := s.signingSecret()
+	if err != nil {
+		return Principal{}, err
+	}
+	subject, err := verifyToken(secret, credential, s.cfg.Now())
+	if errors.Is(err, errTokenExpired) {
+		s.metrics.attempt(methodToken, resultExpired)
+		return Principal{}, unauthorized("the token has expired")
+	}
+	if err != nil {
+		s.metrics.attempt(methodToken, resultBadCredentials)
+		return Principal{}, unauthorized("invalid token")
+	}
+	if subject == systemSubject {
+		s.metrics.attempt(methodToken, resultOK)
+		return Principal{Role: RoleAdmin}, nil
+	}
+	rec, ok := s.userByID(subject)
+	if !ok {
+		// A token is signed only for users that exist: one made on another
+		// instance a moment ago may not be here yet.
+		if err := s.cfg.Table.Sync(ctx); err != nil {
+			s.metrics.attempt(methodToken, resultUnavailable)
+			return Principal{}, unavailable(err)
+		}
+		rec, ok = s.userByID(subject)
+	}
+	if !ok {
+		s.metrics.attempt(methodToken, resultBadCredentials)
+		return Principal{}, unauthorized("invalid token")
+	}
+	if !rec.Active {
+		s.metrics.attempt(methodToken, resultInactive)
+		return Principal{}, unauthorized("the user is deactivated")
+	}
+	s.metrics.attempt(methodToken, resultOK)
+	return Principal{UserID: rec.ID, Email: rec.Email, Role: rec.Role}, nil
+}
+
+func (s *Store) authenticateKey(key string) (Principal, error) {
+	// A revoked key's record is deleted: it is simply not found. No Sync on a
+	// miss here, or every guessed key would cost a round trip to Kafka.
+	raw, ok := s.cfg.Table.Get(apiKeyKeyPrefix + hashKey(key))
+	var rec keyRecord
+	if ok {
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			s.log.Warn("unreadable API key record", "error", err)
+			ok = false
+		}
+	}
+	if !ok {
+		s.metrics.attempt(methodAPIKey, resultBadCredentials)
+		return Principal{}, unauthorized("invalid API key")
+	}
+	s.metrics.attempt(methodAPIKey, resultOK)
+	return Principal{APIKeyID: rec.ID, Role: rec.Role}, nil
+}
+
+// User returns a user by id.
+func (s *Store) User(ctx context.Context, id string) (User, error) {
+	rec, ok := s.userByID(id)
+	if !ok {
+		if err := s.cfg.Table.Sync(ctx); err != nil {
+			return User{}, unavailable(err)
+		}
+		if rec, ok = s.userByID(id); !ok {
+			return User{}, &Error{Kind: KindNotFound, Message: "no such user"}
+		}
+	}
+	return rec.user(), nil
+}
+
+// SetActive activates or deactivates a user; a deactivated user's tokens stop
+// working on this instance before SetActive returns.
+func (s *Store) SetActive(ctx context.Context, id string, active bool) (User, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.cfg.Table.Sync(ctx); err != nil {
+		return User{}, unavailable(err)
+	}
+	rec, ok := s.userByID(id)
+	if !ok {
+		return User{}, &Error{Kind: KindNotFound, Message: "no such user"}
+	}
+	rec.Active = active
+	if err := s.putUser(ctx, rec); err != nil {
+		return User{}, err
+	}
+	s.log.Info("user activation changed", "user_id", id, "active", active)
+	return rec.user(), nil
+}
+
+// CreateAPIKey makes a key with role for a machine. The key is returned here
+// only: the table keeps its SHA-256.
+func (s *Store) CreateAPIKey(ctx context.Context, name string, role Role, createdBy string) (APIKey, string, error) {
+	name = strings.TrimSpace(name)
+	switch {
+	case name == "":
+		return APIKey{}, "", invalid("name", "name is required")
+	case len(name) > 100:
+		return APIKey{}, "", invalid("name", "name must be at most 100 characters")
+	case !role.Valid():
+		return APIKey{}, "", invalid("role", "role must be admin, analyst or viewer")
+	}
+	raw := make([]byte, 32) // 256 bits: a SHA-256 of it needs no salt or slow hash
+	if _, err := rand.Read(raw); err != nil {
+		return APIKey{}, "", fmt.Errorf("generate API key: %w", err)
+	}
+	key := apiKeyPrefix + base64.RawURLEncoding.EncodeToString(raw)
+	rec := keyRecord{
+		ID: "key_" + randomString(12), Name: name, Prefix: key[:len(apiKeyPrefix)+4], Last4: key[len(key)-4:],
+		Role: role, CreatedBy: createdBy, CreatedAt: s.cfg.Now().UTC().Truncate(time.Millisecond),
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return APIKey{}, "", fmt.Errorf("encode API key: %w", err)
+	}
+	if err := s.cfg.Table.Put(ctx, apiKeyKeyPrefix+hashKey(key), b); err != nil {
+		return APIKey{}, "", unavailable(fmt.Errorf("write API key %s: %w", rec.ID, err))
+	}
+	s.log.Info("API key created", "api_key_id", rec.ID, "role", string(role))
+	return rec.key(), key, nil
+}
+
+// ListAPIKeys returns every key, oldest first, without secrets.
+func (s *Store) ListAPIKeys(ctx context.Context) ([]APIKey, error) {
+	if err := s.cfg.Table.Sync(ctx); err != nil {
+		return nil, unavailable(err)
+	}
+	recs := s.keyRecords()
+	out := make([]APIKey, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, r.rec.key())
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.Before(out[j].CreatedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+type storedKey struct {
+	tableKey string
+	rec      keyRecord
+}
+
+func (s *Store) keyRecords() []storedKey {
+	var out []storedKey
+	for key, raw := range s.cfg.Table.All() {
+		if !strings.HasPrefix(key, apiKeyKeyPrefix) {
+			continue
+		}
+		var rec keyRecord
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			s.log.Warn("unreadable API key record skipped", "error", err)
+			continue
+		}
+		out = append(out, storedKey{tableKey: key, rec: rec})
+	}
+	return out
+}
+
+// RevokeAPIKey deletes a key: it stops working on this instance before the
+// call returns, on the others when their table reads the delete.
+func (s *Store) RevokeAPIKey(ctx context.Context, id string) error {
+	if err := s.cfg.Table.Sync(ctx); err != nil {
+		return unavailable(err)
+	}
+	for _, k := range s.keyRecords() {
+		if k.rec.ID != id {
+			continue
+		}
+		if err := s.cfg.Table.Delete(ctx, k.tableKey); err != nil {
+			return unavailable(fmt.Errorf("revoke API key %s: %w", id, err))
+		}
+		s.log.Info("API key revoked", "api_key_id", id)
+		return nil
+	}
+	return &Error{Kind: KindNotFound, Message: "no API key with this id"}
+}
+
+func hashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// randomString returns n random bytes, base32-like lowercase hex.
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+
+	"github.com/uvrhq/uvr/api/access"
+	"github.com/uvrhq/uvr/pipeline/kafka"
+)
+
+// selfTokenTTL bounds the token Main mints for its own in-process clients
+// (uvr run --demo, uvr bench ingest).
+const selfTokenTTL = time.Hour
+
+// usersTopic holds users, API key hashes and the signing secret
+// (api/access.Topic under the deployment's prefix).
+func (cfg Config) usersTopic() string { return cfg.ConnectorPrefix + ".users.v1" }
+
+// validateAuth is the auth part of Config.Validate.
+func (cfg Config) validateAuth() []error {
+	var errs []error
+	if cfg.AuthSecret != "" && len(cfg.AuthSecret) < 32 {
+		errs = append(errs, errors.New("--auth-secret (UVR_AUTH_SECRET) must be at least 32 characters"))
+	}
+	if cfg.TokenTTL <= 0 {
+		errs = append(errs, errors.New("--token-ttl must be positive"))
+	}
+	if (cfg.AdminEmail == "") != (cfg.AdminPassword == "") {
+		errs = append(errs, errors.New("UVR_ADMIN_EMAIL and UVR_ADMIN_PASSWORD go together: set both or neither"))
+	}
+	return errs
+}
+
+// openAccess opens the user store on its compacted topic and creates the
+// admin from the configuration on the first start (an existing user of that
+// email is left as it is).
+func (m *Main) openAccess(ctx, runCtx context.Context) error {
+	cfg := m.Config
+	topic := cfg.usersTopic()
+	// One partition: the signing secret is the first candidate written, which
+	// only one partition orders (api/access.Store.Open).
+	if err := kafka.EnsureTopics(ctx, m.Brokers, []kafka.TopicSpec{{Name: topic, Partitions: 1, Compacted: true}}); err != nil {
+		return fmt.Errorf("create %s: %w", topic, err)
+	}
+	table, err := m.openTable(ctx, runCtx, topic)
+	if err != nil {
+		return err
+	}
+	m.access, err = openAccessStore(ctx, table, cfg, m.Logger, m.Registry)
+	if err != nil {
+		return err
+	}
+	if cfg.AdminEmail == "" {
+		return nil
+	}
+	u, created, err := m.access.EnsureUser(ctx, access.NewUser{Email: cfg.AdminEmail, Password: cfg.AdminPassword, Role: access.RoleAdmin})
+	if err != nil {
+		return fmt.Errorf("create the admin user from UVR_ADMIN_EMAIL: %w", err)
+	}
+	if created {
+		m.Logger.Info("admin user created; log in as "+u.Email, "user_id", u.ID)
+	} else {
+		m.Logger.Info("admin user exists; log in as "+u.Email, "user_id", u.ID)
+	}
+	return nil
+}
+
+// openAccessStore opens the store on table with the configured secret and
+// token lifetime.
+func openAccessStore(ctx context.Context, table access.Table, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*access.Store, error) {
+	store, err := access.New(access.Config{
+		Table: table, Secret: []byte(cfg.AuthSecret), TokenTTL: cfg.TokenTTL, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := store.Open(ctx); err != nil {
+		return nil, fmt.Errorf("open the user store on %s: %w", cfg.usersTopic(), err)
+	}
+	return store, nil
+}
+
+// selfToken is a short-lived admin token for this process's own clients
+// (never printed).
+func (m *Main) selfToken() (string, error) {
+	if m.access == nil {
+		return "", errors.New("the API is not running in this process")
+	}
+	return m.access.SystemToken(selfTokenTTL)
+}
+
+func userCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "user",
+		Short: "Manage the users who may log in to the API",
+	}
+	cmd.AddCommand(userCreateCommand(cfg, logger))
+	return cmd
+}
+
+func userCreateCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command {
+	var (
+		email, password, role, fullName string
+		passwordStdin                   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "create --email EMAIL (--password PASSWORD | --password-stdin) [--role admin|analyst|viewer]",
+		Short: "Create a user in the user store on Kafka (the first admin, typically)",
+		Long: `create writes a user to the compacted users topic every API instance reads.
+Without --kafka-brokers it uses the embedded broker of a running "uvr run"
+(--embedded-kafka-addr). Prefer --password-stdin: a --password stays in the shell history.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if passwordStdin {
+				if password != "" {
+					return errors.New("--password and --password-stdin: give only one")
+				}
+				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if err != nil && !errors.Is(err, io.EOF) {
+					return fmt.Errorf("--password-stdin: read the password: %w", err)
+				}
+				password = strings.TrimRight(line, "\r\n")
+			}
+			r := access.Role(role)
+			if !r.Valid() {
+				return fmt.Errorf("--role must be admin, analyst or viewer, got %q", role)
+			}
+			brokers := cfg.KafkaBrokers
+			if len(brokers) == 0 {
+				brokers = []string{cfg.EmbeddedKafkaAddr}
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			table, err := kafka.NewTable(kafka.TableConfig{Brokers: brokers, Topic: cfg.usersTopic(), Partitions: 1, Logger: logger()})
+			if err != nil {
+				return err
+			}
+			defer table.Close()
+			store, err := openAccessStore(ctx, table, *cfg, logger(), nil)
+			if err != nil {
+				return fmt.Errorf("%w (brokers %s)", err, strings.Join(brokers, ","))
+			}
+			u, err := store.Register(ctx, access.NewUser{Email: email, Password: password, FullName: fullName, Role: r})
+			if err != nil {
+				return userError(err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "user created: %s (%s, role %s)\n", u.Email, u.ID, u.Role)
+			return err
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&email, "email", "", "the user's email, used to log in (required)")
+	fs.StringVar(&password, "password", "", "the password, at least 8 characters")
+	fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of standard input")
+	fs.StringVar(&role, "role", string(access.RoleAdmin), "admin (may write), analyst or viewer (read only)")
+	fs.StringVar(&fullName, "full-name", "", "the user's name")
+	_ = cmd.MarkFlagRequired("email")
+	return cmd
+}
+
+// userError names the flag at fault for a rejected user.
+func userError(err error) error {
+	var ae *access.Error
+	if errors.As(err, &ae) && ae.Field != "" {
+		return fmt.Errorf("--%s: %s", strings.ReplaceAll(ae.Field, "_", "-"), ae.Message)
+	}
+	return fmt.Errorf("create user: %w", err)
+}

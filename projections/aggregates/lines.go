@@ -1,0 +1,398 @@
+package aggregates
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/shopspring/decimal"
+
+	"github.com/uvrhq/uvr/pipeline/event"
+	"github.com/uvrhq/uvr/projections/chstore"
+	"github.com/uvrhq/uvr/projections/rawevents"
+	"github.com/uvrhq/uvr/projections/revenue"
+)
+
+// Revenue lines: cash and accrual per day × customer × currency × plan
+// (migration 0008, docs/analytics/revenue.md). An event version has a row in
+// revenue_lines_by_day under every day it counts on in either view, so the
+// by-day scheme of usage_by_day and revenue_by_day (tombstones under the days
+// a correction leaves, dirty days, whole-day recomputes) keeps the accrual
+// view exact too: a correction that shortens a period tombstones the days it
+// no longer covers.
+const (
+	TableRevenueLinesByDay = "revenue_lines_by_day"
+	TableDailyRevenueLines = "daily_revenue_lines"
+
+	KindRevenueLines Kind = "revenue_lines"
+	// kindLinesBackfill is the one dirty mark migration 0008 writes: copy
+	// the revenue events projected before it into revenue_lines_by_day.
+	kindLinesBackfill Kind = "revenue_lines_backfill"
+)
+
+// MaxAccrualDays bounds the days one event accrues over. A longer service
+// period (over three years) is not spread: it accrues on its cash day, as an
+// event without a period does, so no money is lost and one event never
+// writes more than MaxAccrualDays rows. The event contract accepts such
+// periods (lifetime deals exist); docs/analytics/revenue.md says so.
+const MaxAccrualDays = 3*366 + 1
+
+// lineDay is what an event version counts on one day.
+type lineDay struct {
+	day           rawevents.Date
+	cash, accrual decimal.Decimal
+}
+
+// lineDays returns the days of ev in either view, in day order: its cash day
+// (the whole amount) and the days of its accrual (revenue.AccrualDays, or
+// the cash day when the period is longer than MaxAccrualDays). An event
+// without an amount has its cash day with zeros, so a version that drops the
+// amount still tombstones the days of the one before.
+func lineDays(ev event.Event) []lineDay {
+	cashDay := rawevents.DateOf(ev.Time.UTC())
+	if ev.Data.Amount == nil {
+		return []lineDay{{day: cashDay}}
+	}
+	amount := *ev.Data.Amount
+	by := map[rawevents.Date]*lineDay{cashDay: {day: cashDay, cash: amount}}
+	accrual := []revenue.DayAmount{{Day: cashDay.Midnight(), Amount: amount}}
+	if d := ev.Data; d.PeriodStart != nil && d.PeriodEnd != nil && d.PeriodEnd.Sub(*d.PeriodStart) <= MaxAccrualDays*24*time.Hour {
+		// Spread fails only on what the event contract rejects (an empty
+		// period, more than 9 decimals): then the cash day keeps it all.
+		if days, err := revenue.AccrualDays(ev); err == nil {
+			accrual = days
+		}
+	}
+	for _, a := range accrual {
+		day := rawevents.DateOf(a.Day)
+		l := by[day]
+		if l == nil {
+			l = &lineDay{day: day}
+			by[day] = l
+		}
+		l.accrual = l.accrual.Add(a.Amount)
+	}
+	out := make([]lineDay, 0, len(by))
+	for _, l := range by {
+		out = append(out, *l)
+	}
+	slices.SortFunc(out, func(a, b lineDay) int { return a.day.Midnight().Compare(b.day.Midnight()) })
+	return out
+}
+
+// lineRow is one row of revenue_lines_by_day.
+type lineRow struct {
+	byDayRow
+	cash, accrual decimal.Decimal
+}
+
+// planLines is plan for revenue lines: a version newer than (or equal to) the
+// current one writes a row under each of its days and a tombstone under every
+// other day a version of the identity may be live under; an older one
+// writes nothing.
+func planLines(batch []*rawevents.Row, cur map[identity]current) []lineRow {
+	sorted := inRevOrder(batch)
+	var out []lineRow
+	for _, r := range sorted {
+		id := identity{r.Event.Source, r.Event.ID}
+		rev := r.Rev()
+		c, ok := cur[id]
+		if ok && rev < c.rev {
+			continue
+		}
+		mine := map[rawevents.Date]bool{}
+		for _, l := range lineDays(r.Event) {
+			mine[l.day] = true
+			out = append(out, lineRow{byDayRow: byDayRow{day: l.day, rev: rev, void: r.Event.Data.Void, row: r}, cash: l.cash, accrual: l.accrual})
+		}
+		days := slices.Clone(c.days)
+		for _, d := range c.days {
+			if !mine[d] {
+				out = append(out, lineRow{byDayRow: byDayRow{day: d, rev: rev, void: true, row: r}})
+			}
+		}
+		for d := range mine {
+			if !slices.Contains(c.days, d) {
+				days = append(days, d)
+			}
+		}
+		cur[id] = current{rev: rev, days: days}
+	}
+	return out
+}
+
+// writeLines writes the revenue lines of a batch's revenue rows and adds
+// their days to dirty. Called by WriteBefore after the other by-day rows,
+// before the dirty marks.
+func (w *Writer) writeLines(ctx context.Context, rows []rawevents.Row, dirty map[dirtyKey]struct{}) error {
+	var batch []*rawevents.Row
+	for i := range rows {
+		if rows[i].Event.Type == event.TypeRevenue {
+			batch = append(batch, &rows[i])
+		}
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	cur, err := w.lookupLines(ctx, batch)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.lines.merge(batch, cur)
+	out := planLines(batch, cur)
+	w.lines.record(cur)
+	w.mu.Unlock()
+	if err := insertLines(ctx, w.conn, out); err != nil {
+		return err
+	}
+	for _, r := range out {
+		dirty[dirtyKey{KindRevenueLines, r.day}] = struct{}{}
+	}
+	return nil
+}
+
+// lookupLines reads the current version of the batch's identities from
+// revenue_events with what its days depend on (time, amount, period).
+func (w *Writer) lookupLines(ctx context.Context, batch []*rawevents.Row) (map[identity]current, error) {
+	seen := map[identity]struct{}{}
+	for _, r := range batch {
+		seen[identity{r.Event.Source, r.Event.ID}] = struct{}{}
+	}
+	ids := slices.SortedFunc(maps.Keys(seen), func(a, b identity) int {
+		return cmp.Or(cmp.Compare(a.source, b.source), cmp.Compare(a.id, b.id))
+	})
+	cur := make(map[identity]current, len(ids))
+	for _, chunk := range chunkIdentities(ids, maxLookupBytes) {
+		sql, args := currentLinesSQL(chunk)
+		err := chstore.QueryRows(ctx, w.conn, sql, args, func(scan func(...any) error) error {
+			ev, rev, err := scanLineEvent(scan)
+			if err != nil {
+				return err
+			}
+			cur[identity{ev.Source, ev.ID}] = current{rev: rev, days: daysOf(lineDays(ev))}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("look up %d current revenue lines in %s: %w", len(chunk), rawevents.TableRevenue, err)
+		}
+	}
+	return cur, nil
+}
+
+// lineColumns are the revenue_events columns scanLineEvent reads.
+const lineColumns = `source, id, rev, time, customer_source, customer_external_id, kind, currency, plan, amount, period_start, period_end`
+
+// scanLineEvent reads lineColumns back into the event fields lineDays and
+// insertLines use.
+func scanLineEvent(scan func(...any) error) (event.Event, uint64, error) {
+	var (
+		ev         event.Event
+		rev        uint64
+		amount     decimal.Decimal
+		start, end *time.Time
+	)
+	d := &ev.Data
+	if err := scan(&ev.Source, &ev.ID, &rev, &ev.Time, &d.Customer.Source, &d.Customer.ExternalID, &d.Kind, &d.Currency, &d.Plan, &amount, &start, &end); err != nil {
+		return ev, 0, err
+	}
+	ev.Type = event.TypeRevenue
+	d.Amount, d.PeriodStart, d.PeriodEnd = &amount, start, end
+	d.Version, d.Void = uint32(rev/2), rev%2 == 1
+	return ev, rev, nil
+}
+
+func daysOf(ls []lineDay) []rawevents.Date {
+	out := make([]rawevents.Date, len(ls))
+	for i, l := range ls {
+		out[i] = l.day
+	}
+	return out
+}
+
+func insertLines(ctx context.Context, conn driver.Conn, rows []lineRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	n := len(rows)
+	var (
+		days                   = make([]time.Time, n)
+		sources, ids           = make([]string, n), make([]string, n)
+		revs                   = make([]uint64, n)
+		voids                  = make([]uint8, n)
+		custSrc, custExt       = make([]string, n), make([]string, n)
+		kinds, currencies, pls = make([]string, n), make([]string, n), make([]string, n)
+		cash, accrual          = make([]decimal.Decimal, n), make([]decimal.Decimal, n)
+	)
+	for i, r := range rows {
+		ev := r.row.Event
+		days[i], sources[i], ids[i], revs[i], voids[i] = r.day.Midnight(), ev.Source, ev.ID, r.rev, flag(r.void)
+		custSrc[i], custExt[i] = ev.Data.Customer.Source, ev.Data.Customer.ExternalID
+		kinds[i], currencies[i], pls[i] = ev.Data.Kind, ev.Data.Currency, ev.Data.Plan
+		cash[i], accrual[i] = r.cash, r.accrual
+	}
+	if err := chstore.InsertColumns(ctx, conn, TableRevenueLinesByDay,
+		[]string{"day", "source", "id", "rev", "void", "customer_source", "customer_external_id", "kind", "currency", "plan", "cash", "accrual"},
+		[]any{days, sources, ids, revs, voids, custSrc, custExt, kinds, currencies, pls, cash, accrual}); err != nil {
+		return fmt.Errorf("insert %d revenue lines: %w", n, err)
+	}
+	return nil
+}
+
+// backfillLines copies the current version of every revenue event into
+// revenue_lines_by_day and marks its days dirty (migration 0008's request,
+// for a database projected before it). Rows go in chunks so memory stays
+// bounded by the chunk, not the history.
+func (a *Aggregator) backfillLines(ctx context.Context) error {
+	const chunk = 20_000
+	var (
+		rows  []lineRow
+		dirty = map[dirtyKey]struct{}{}
+		total int
+	)
+	flush := func() error {
+		if err := insertLines(ctx, a.conn, rows); err != nil {
+			return err
+		}
+		for _, r := range rows {
+			dirty[dirtyKey{KindRevenueLines, r.day}] = struct{}{}
+		}
+		total += len(rows)
+		rows = rows[:0]
+		return nil
+	}
+	sql := `SELECT ` + lineColumns + ` FROM ` + rawevents.TableRevenue + ` FINAL`
+	err := chstore.QueryRows(ctx, a.conn, sql, nil, func(scan func(...any) error) error {
+		ev, rev, err := scanLineEvent(scan)
+		if err != nil {
+			return err
+		}
+		r := &rawevents.Row{Event: ev}
+		for _, l := range lineDays(ev) {
+			rows = append(rows, lineRow{byDayRow: byDayRow{day: l.day, rev: rev, void: ev.Data.Void, row: r}, cash: l.cash, accrual: l.accrual})
+		}
+		if len(rows) >= chunk {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return fmt.Errorf("backfill %s: %w", TableRevenueLinesByDay, err)
+	}
+	if len(dirty) > 0 {
+		ns := uint64(a.now().UnixNano())
+		marks := make([]dirtyMark, 0, len(dirty))
+		for k := range dirty {
+			marks = append(marks, dirtyMark{kind: k.kind, day: k.day, changedNS: ns})
+		}
+		if err := insertMarks(ctx, a.conn, marks); err != nil {
+			return err
+		}
+	}
+	a.log.Info("backfilled revenue lines", "rows", total, "days", len(dirty))
+	return nil
+}
+
+// currentLinesSQL looks up the current version of identities in
+// revenue_events with the columns their days depend on.
+func currentLinesSQL(ids []identity) (string, []any) {
+	_, args := currentSQL(rawevents.TableRevenue, ids) // the same bound set
+	return `SELECT ` + lineColumns + `
+FROM ` + rawevents.TableRevenue + ` FINAL
+WHERE (source, id) IN ?`, args
+}
+
+// linesDaySQL recomputes one day of daily_revenue_lines.
+func linesDaySQL(day rawevents.Date) (string, []any) {
+	return `SELECT customer_source, customer_external_id, currency, plan, sum(cash) AS total_cash, sum(accrual) AS total_accrual, sumIf(cash, kind IN (` + quoteAll(refundKinds) + `)) AS total_refunds, count() AS events
+FROM revenue_lines_by_day FINAL
+WHERE day = toDate(?) AND void = 0 AND kind IN (` + quoteAll(rawevents.RevenueKinds()) + `)
+GROUP BY customer_source, customer_external_id, currency, plan`, []any{day.String()}
+}
+
+func storedLinesSQL(day rawevents.Date) (string, []any) {
+	return `SELECT customer_source, customer_external_id, currency, plan, cash, accrual, refunds, events, computed_at
+FROM daily_revenue_lines FINAL
+WHERE day = toDate(?)`, []any{day.String()}
+}
+
+// spanMemory is trailMemory for revenue lines: a line covers up to
+// MaxAccrualDays days, so its trail is kept as runs of consecutive days
+// (a yearly line is one span, not 366 dates), bounded to the last n
+// identities. Not safe for concurrent use.
+type spanMemory struct {
+	max    int
+	trails map[identity]spanTrail
+	ring   []identity
+	next   int
+}
+
+type spanTrail struct {
+	rev   uint64
+	spans [][2]rawevents.Date // first and last day of each run
+}
+
+func newSpanMemory(n int) *spanMemory {
+	return &spanMemory{max: n, trails: map[identity]spanTrail{}}
+}
+
+// merge folds the remembered days of the batch's identities into cur.
+func (m *spanMemory) merge(batch []*rawevents.Row, cur map[identity]current) {
+	for _, r := range batch {
+		id := identity{r.Event.Source, r.Event.ID}
+		t, ok := m.trails[id]
+		if !ok {
+			continue
+		}
+		var days []rawevents.Date
+		for _, s := range t.spans {
+			for d := s[0]; !d.After(s[1]); d = d.AddDays(1) {
+				days = append(days, d)
+			}
+		}
+		cur[id] = union(cur[id], current{rev: t.rev, days: days})
+	}
+}
+
+// record remembers cur's entries as spans.
+func (m *spanMemory) record(cur map[identity]current) {
+	if m.max == 0 {
+		return
+	}
+	for id, c := range cur {
+		if _, ok := m.trails[id]; !ok {
+			if len(m.ring) < m.max {
+				m.ring = append(m.ring, id)
+			} else {
+				delete(m.trails, m.ring[m.next])
+				m.ring[m.next] = id
+				m.next = (m.next + 1) % len(m.ring)
+			}
+		}
+		m.trails[id] = spanTrail{rev: c.rev, spans: spansOf(c.days)}
+	}
+}
+
+// spansOf returns the runs of consecutive days of days (any order).
+func spansOf(days []rawevents.Date) [][2]rawevents.Date {
+	sorted := slices.Clone(days)
+	slices.SortFunc(sorted, func(a, b rawevents.Date) int { return a.Midnight().Compare(b.Midnight()) })
+	var out [][2]rawevents.Date
+	for _, d := range sorted {
+		if n := len(out); n > 0 && !d.After(out[n-1][1].AddDays(1)) {
+			if d.After(out[n-1][1]) {
+				out[n-1][1] = d
+			}
+			continue
+		}
+		out = append(out, [2]rawevents.Date{d, d})
+	}
+	return out
+}
