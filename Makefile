@@ -9,19 +9,49 @@ LDFLAGS := -X main.version=$(VERSION)
 # Test packages run two at a time on the 2-core machines this project targets.
 GOTEST_FLAGS ?= -count=1 -p 2 -timeout 25m
 
-.PHONY: build run test lint unit services-up services-down bench clean
+.PHONY: build run test lint unit services-up services-down bench clean web web-test
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/uvr
 
 ## run: the product on one machine — local ClickHouse, embedded Kafka broker, demo data.
-run: build
+# The admin to log in as (README); override either on the command line.
+UVR_ADMIN_EMAIL ?= admin@uvr.local
+UVR_ADMIN_PASSWORD ?= uvr-demo
+run: web
+	$(MAKE) build
 	deploy/services clickhouse start
-	$(BIN) run --demo
+	UVR_ADMIN_EMAIL='$(UVR_ADMIN_EMAIL)' UVR_ADMIN_PASSWORD='$(UVR_ADMIN_PASSWORD)' $(BIN) run --demo
 
 ## test: start the real services (ClickHouse, Kafka, Prometheus, Vault), then every test.
-test: lint services-up
+test: lint services-up web-test
 	eval "$$(deploy/services all env)" && eval "$$(deploy/vault env)" && $(GO) test $(GOTEST_FLAGS) ./...
+
+## web: the dashboard (dashboards/web) built into dashboards/web/dist/app, which
+## the Go binary embeds; without it uvr serves a page saying to run this.
+WEB := dashboards/web
+WEB_SRC := $(shell find $(WEB)/src $(WEB)/public -type f 2>/dev/null) $(addprefix $(WEB)/,index.html vite.config.ts tsconfig.json package-lock.json)
+web: $(WEB)/dist/app/index.html
+
+# Rebuilt only when a source changed: `make run` stays quick.
+$(WEB)/dist/app/index.html: $(WEB)/node_modules/.package-lock.json $(WEB_SRC)
+	cd $(WEB) && npm run build
+
+# npm ci (from the lockfile, no prompts) when node_modules is missing or older
+# than package-lock.json: npm writes node_modules/.package-lock.json last.
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "make web: Node.js 20+ with npm is needed to build the dashboard and was not found: install it (apt-get install nodejs npm, or https://nodejs.org)"; exit 1; }
+	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || { echo "make web: Node.js 20+ is needed, found $$(node --version): upgrade it (https://nodejs.org)"; exit 1; }
+	cd $(WEB) && npm ci --no-audit --no-fund
+
+## web-test: Vitest unit tests, then the browser end-to-end test against a real
+## `uvr run --demo` in headless Chromium (Debian's, installed when missing).
+web-test: web
+	$(MAKE) build
+	cd $(WEB) && npm test
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	deploy/services clickhouse start
+	eval "$$(deploy/services clickhouse env)" && cd $(WEB) && UVR_BIN=$(CURDIR)/$(BIN) npm run e2e
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

@@ -1,0 +1,142 @@
+import { useEffect, useState } from 'react';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { get, getToken, setToken, setUnauthorizedHandler, type Insight, type User } from './lib/api';
+import { FiltersProvider } from './lib/filters';
+import { navigate, PAGES, useLocation } from './lib/router';
+import { Button, cx, ToastProvider } from './components/ui';
+import { Login } from './pages/Login';
+import { Overview } from './pages/Overview';
+import { Insights } from './pages/Insights';
+import { Services } from './pages/Services';
+import { Pipelines } from './pages/Pipelines';
+
+export function App() {
+  return (
+    <ToastProvider>
+      <FiltersProvider>
+        <Shell />
+      </FiltersProvider>
+    </ToastProvider>
+  );
+}
+
+function Shell() {
+  const qc = useQueryClient();
+  const [token, setTok] = useState(getToken());
+  const [user, setUser] = useState<User | null>(() => {
+    const u = sessionStorage.getItem('uvr.user');
+    return u ? (JSON.parse(u) as User) : null;
+  });
+  useEffect(() => {
+    // Any 401 (expired or revoked token) returns to the login page.
+    setUnauthorizedHandler(() => {
+      setTok(null);
+      qc.clear();
+    });
+  }, [qc]);
+
+  if (!token) {
+    return (
+      <Login
+        onLogin={(t, u) => {
+          setToken(t);
+          sessionStorage.setItem('uvr.user', JSON.stringify(u));
+          setUser(u);
+          setTok(t);
+        }}
+      />
+    );
+  }
+  const logout = () => {
+    setToken(null);
+    sessionStorage.removeItem('uvr.user');
+    qc.clear();
+    setTok(null);
+  };
+  return <Layout user={user} onLogout={logout} />;
+}
+
+function useTheme(): [boolean, () => void] {
+  const [dark, setDark] = useState(() => document.documentElement.classList.contains('dark'));
+  const toggle = () => {
+    const d = !dark;
+    document.documentElement.classList.toggle('dark', d);
+    localStorage.setItem('uvr.theme', d ? 'dark' : 'light');
+    setDark(d);
+  };
+  return [dark, toggle];
+}
+
+function Layout({ user, onLogout }: { user: User | null; onLogout: () => void }) {
+  const loc = useLocation();
+  const [dark, toggleTheme] = useTheme();
+  // The navigation's badge: open critical flags, refreshed every minute.
+  const critical = useQuery({
+    queryKey: ['insights', 'open-critical'],
+    queryFn: () => get<{ insights: Insight[] }>('/api/insights?status=open&severity=critical'),
+    refetchInterval: 60_000,
+  });
+  const criticalCount = critical.data?.insights.length ?? 0;
+
+  return (
+    <div className="min-h-screen">
+      <a href="#main" className="sr-only focus:not-sr-only focus:absolute focus:top-2 focus:left-2 focus:z-50 focus:rounded focus:bg-white focus:px-3 focus:py-1">
+        Skip to content
+      </a>
+      <header className="sticky top-0 z-30 border-b border-slate-200 bg-white/90 backdrop-blur dark:border-slate-800 dark:bg-slate-950/90">
+        <div className="mx-auto flex max-w-7xl items-center gap-6 px-4 py-2.5">
+          <a
+            href="/"
+            onClick={(e) => {
+              e.preventDefault();
+              navigate('/');
+            }}
+            className="flex items-center gap-2 font-semibold"
+          >
+            <img src="/favicon.svg" alt="" className="h-6 w-6" />
+            uvr
+          </a>
+          <nav aria-label="Main" className="flex items-center gap-1 overflow-x-auto">
+            {PAGES.map((p) => (
+              <a
+                key={p.id}
+                href={p.path}
+                aria-current={loc.page === p.id ? 'page' : undefined}
+                onClick={(e) => {
+                  e.preventDefault();
+                  navigate(p.path);
+                }}
+                className={cx(
+                  'flex items-center gap-1.5 rounded-md px-3 py-1.5 text-sm font-medium',
+                  loc.page === p.id ? 'bg-slate-100 text-slate-900 dark:bg-slate-800 dark:text-white' : 'text-slate-600 hover:text-slate-900 dark:text-slate-400 dark:hover:text-white',
+                )}
+              >
+                {p.label}
+                {p.id === 'insights' && criticalCount > 0 && (
+                  <span data-testid="critical-badge" aria-label={`${criticalCount} open critical insights`} className="rounded-full bg-rose-600 px-1.5 text-xs text-white">
+                    {criticalCount}
+                  </span>
+                )}
+              </a>
+            ))}
+          </nav>
+          <div className="ml-auto flex items-center gap-2 text-sm">
+            <Button variant="ghost" onClick={toggleTheme} aria-label={dark ? 'Switch to light mode' : 'Switch to dark mode'}>
+              {dark ? '☀' : '☾'}
+            </Button>
+            {user && <span className="hidden text-slate-500 md:inline dark:text-slate-400">{user.email}</span>}
+            <Button variant="ghost" onClick={onLogout}>
+              Log out
+            </Button>
+          </div>
+        </div>
+      </header>
+      <main id="main" className="mx-auto max-w-7xl px-4 py-6">
+        {loc.page === 'overview' && <Overview params={loc.params} />}
+        {loc.page === 'insights' && <Insights />}
+        {loc.page === 'services' && <Services />}
+        {loc.page === 'pipelines' && <Pipelines />}
+      </main>
+    </div>
+  );
+}
