@@ -48,7 +48,7 @@ type Config struct {
 	Publisher Publisher
 	Dashboard DashboardReader
 	Health    []HealthCheck
-	Services  ServiceRegistry // /api/services and /api/test-service; nil answers 503
+	Services  ServiceRegistry // /api/services, /api/test-service, /api/service-types; nil answers 503
 	Sync      SyncEngine      // /api/sync, /api/sync-runs, /api/services/:id/sync; nil answers 503
 	SyncWait  time.Duration   // how long POST /api/sync waits for the runs, default 5 min
 	Airbyte   AirbytePlatform // /api/airbyte/*; nil answers 503
@@ -162,6 +162,7 @@ func New(cfg Config) (*Server, error) {
 	api.POST("/services", s.createService)
 	api.DELETE("/services/:id", s.deleteService)
 	api.POST("/test-service", s.testService)
+	api.GET("/service-types", s.listServiceTypes)
 	api.GET("/sync-runs", s.listSyncRuns)
 	api.POST("/sync", s.syncAll)
 	api.POST("/services/:id/sync", s.syncService)

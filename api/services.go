@@ -20,6 +20,7 @@ import (
 // Errors are *services.Error values, mapped to statuses in errors.go; their
 // messages never hold a credential. Safe for concurrent use.
 type ServiceRegistry interface {
+	ServiceTypes // GET /api/service-types (servicetypes.go)
 	List(ctx context.Context) ([]services.Service, error)
 	// Create validates and stores a service and its credentials.
 	Create(ctx context.Context, req services.NewService) (services.Service, error)

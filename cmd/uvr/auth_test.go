@@ -135,6 +135,7 @@ var badParams = map[string]struct {
 	"POST /api/services":                 {target: "/api/services", contentType: "application/json", body: `{"service_type":"stripe","credentials":"sk_test"}`, field: "credentials"},
 	"DELETE /api/services/:id":           {none: "only a path id: an unknown one is 404"},
 	"POST /api/test-service":             {target: "/api/test-service", contentType: "application/json", body: `{"service_type":"stripe","credentials":"sk_test"}`, field: "credentials"},
+	"GET /api/service-types":             {none: "no parameters"},
 	"GET /api/sync-runs":                 {target: "/api/sync-runs?limit=lots", field: "limit"},
 	"POST /api/sync":                     {none: "no parameters: syncs every active service"},
 	"POST /api/services/:id/sync":        {none: "only a path id: an unknown one is 404"},

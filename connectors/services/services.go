@@ -219,6 +219,10 @@ func (r *Registry) undoCreate(ctx context.Context, id string) {
 	}
 }
 
+// Types returns the service types Create and Test accept (the catalog),
+// sorted by name.
+func (r *Registry) Types() []catalog.Type { return r.cfg.Catalog.Types() }
+
 // List returns every service, oldest first.
 func (r *Registry) List(ctx context.Context) ([]Service, error) {
 	if err := r.cfg.Table.Sync(ctx); err != nil {

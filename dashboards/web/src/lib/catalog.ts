@@ -1,51 +1,37 @@
-// The service types and their credential fields, as connectors/catalog
-// Builtin() lists them (the API validates against that list and names any
-// field that is missing or unknown). Secret fields are masked inputs.
+// What the dashboard adds to the service types of GET /api/service-types
+// (connectors/catalog, the list the API validates against): display labels
+// and how each credential field is entered. The types and their fields come
+// from the API only.
 
 export type Category = 'usage' | 'revenue';
 
+/** One entry of GET /api/service-types. */
 export interface ServiceType {
   name: string;
-  label: string;
   category: Category;
   required: string[];
   optional: string[];
+  native: boolean;
 }
 
-const baseURL = ['base_url'];
-const customOptions = [
-  'mapping',
-  'path',
-  'records_path',
-  'auth_header',
-  'account_id',
-  'stream',
-  'pagination',
-  'cursor_param',
-  'next_cursor_path',
-  'has_more_path',
-  'page_param',
-  'offset_param',
-  'limit_param',
-  'page_size',
-  'next_url_path',
-  'since_param',
-  'mapping_file',
-];
+const LABELS: Record<string, string> = {
+  openai: 'OpenAI',
+  anthropic: 'Anthropic',
+  aws: 'AWS',
+  datadog: 'Datadog',
+  'custom-usage': 'Custom usage API',
+  stripe: 'Stripe',
+  chargebee: 'Chargebee',
+  paddle: 'Paddle',
+  recurly: 'Recurly',
+  braintree: 'Braintree',
+  'custom-revenue': 'Custom billing API',
+};
 
-export const SERVICE_TYPES: ServiceType[] = [
-  { name: 'openai', label: 'OpenAI', category: 'usage', required: ['api_key'], optional: baseURL },
-  { name: 'anthropic', label: 'Anthropic', category: 'usage', required: ['api_key'], optional: baseURL },
-  { name: 'aws', label: 'AWS', category: 'usage', required: ['access_key_id', 'secret_access_key', 'region'], optional: baseURL },
-  { name: 'datadog', label: 'Datadog', category: 'usage', required: ['api_key', 'app_key'], optional: ['site', 'base_url'] },
-  { name: 'custom-usage', label: 'Custom usage API', category: 'usage', required: ['api_key', 'base_url'], optional: customOptions },
-  { name: 'stripe', label: 'Stripe', category: 'revenue', required: ['api_key'], optional: baseURL },
-  { name: 'chargebee', label: 'Chargebee', category: 'revenue', required: ['api_key', 'site'], optional: baseURL },
-  { name: 'paddle', label: 'Paddle', category: 'revenue', required: ['api_key', 'vendor_id'], optional: baseURL },
-  { name: 'recurly', label: 'Recurly', category: 'revenue', required: ['api_key', 'subdomain'], optional: baseURL },
-  { name: 'braintree', label: 'Braintree', category: 'revenue', required: ['merchant_id', 'public_key', 'private_key'], optional: baseURL },
-  { name: 'custom-revenue', label: 'Custom billing API', category: 'revenue', required: ['api_key', 'base_url'], optional: customOptions },
-];
+/** typeLabel is a service type's display name; a type the dashboard does not know yet shows its API name. */
+export function typeLabel(name: string): string {
+  return Object.hasOwn(LABELS, name) ? LABELS[name] : name;
+}
 
 const SECRET = /key|secret|token|password/;
 

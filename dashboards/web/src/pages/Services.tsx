@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { del, get, post, type Service } from '../lib/api';
-import { fieldLabel, multiline, secret, SERVICE_TYPES, type Category } from '../lib/catalog';
+import { fieldLabel, multiline, secret, typeLabel, type Category, type ServiceType } from '../lib/catalog';
 import * as f from '../lib/format';
 import { Badge, Button, Card, cx, Dialog, Empty, inputClass, Skeleton, useToast } from '../components/ui';
 import { ErrorNote } from '../components/common';
@@ -123,7 +123,9 @@ function AddService({ open, onClose }: { open: boolean; onClose: () => void }) {
   const [name, setName] = useState('');
   const [creds, setCreds] = useState<Record<string, string>>({});
   const [tested, setTested] = useState<{ ok: boolean; message: string } | null>(null);
-  const type = SERVICE_TYPES.find((t) => t.name === typeName);
+  // The types and their fields are the API's catalog: what it validates against.
+  const types = useQuery({ queryKey: ['service-types'], queryFn: () => get<{ service_types: ServiceType[] }>('/api/service-types'), enabled: open, staleTime: Infinity });
+  const type = types.data?.service_types.find((t) => t.name === typeName);
 
   const reset = () => {
     setTypeName('');
@@ -143,7 +145,7 @@ function AddService({ open, onClose }: { open: boolean; onClose: () => void }) {
     onError: (e) => setTested({ ok: false, message: e.message }),
   });
   const add = useMutation({
-    mutationFn: () => post<{ message: string }>('/api/services', { service_type: typeName, service_category: category, service_name: name || type?.label || typeName, credentials: filled() }),
+    mutationFn: () => post<{ message: string }>('/api/services', { service_type: typeName, service_category: category, service_name: name || typeLabel(typeName), credentials: filled() }),
     onSuccess: (r) => {
       toast('success', r.message || 'Service added');
       void qc.invalidateQueries({ queryKey: ['services'] });
@@ -197,19 +199,22 @@ function AddService({ open, onClose }: { open: boolean; onClose: () => void }) {
               setTested(null);
             }}
           >
-            <option value="">Choose…</option>
-            {SERVICE_TYPES.filter((t) => t.category === category).map((t) => (
-              <option key={t.name} value={t.name}>
-                {t.label}
-              </option>
-            ))}
+            <option value="">{types.isPending ? 'Loading…' : 'Choose…'}</option>
+            {types.data?.service_types
+              .filter((t) => t.category === category)
+              .map((t) => (
+                <option key={t.name} value={t.name}>
+                  {typeLabel(t.name)}
+                </option>
+              ))}
           </select>
         </label>
+        {types.error && <ErrorNote error={types.error} what="the service types" />}
         {type && (
           <>
             <label className="flex flex-col gap-1 text-sm font-medium">
               Name
-              <input className={inputClass} name="service_name" placeholder={type.label} value={name} onChange={(e) => setName(e.target.value)} />
+              <input className={inputClass} name="service_name" placeholder={typeLabel(type.name)} value={name} onChange={(e) => setName(e.target.value)} />
             </label>
             <fieldset className="flex flex-col gap-3">
               <legend className="mb-1 text-sm font-medium">3. Credentials</legend>
