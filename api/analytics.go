@@ -110,8 +110,11 @@ type customerListBody struct {
 }
 
 type featureRow struct {
-	Feature          string  `json:"feature"`
-	Usage            Number  `json:"usage"`
+	Feature string `json:"feature"`
+	Usage   Number `json:"usage"`
+	// UnpricedQuantity is the part of Usage no rate card priced: its cost is
+	// unknown and counted as zero, so a zero cost reads as unpriced, not free.
+	UnpricedQuantity Number  `json:"unpriced_quantity"`
 	Cost             Number  `json:"cost"`
 	Revenue          Number  `json:"revenue"`
 	Profit           Number  `json:"profit"`
@@ -307,8 +310,9 @@ func (s *Server) getCustomer(c *gin.Context) {
 }
 
 // listFeatures serves GET /api/features?start_date=&end_date=&currency=&basis=&tz=&format=:
-// usage, cost and attributed revenue per feature; revenue of a plan the
-// revenue mapping does not attribute shows on the (unattributed) row.
+// usage (and the part of it no rate card priced), cost and attributed
+// revenue per feature; revenue of a plan the revenue mapping does not
+// attribute shows on the (unattributed) row.
 func (s *Server) listFeatures(c *gin.Context) {
 	r, err := s.analyticsRange(c)
 	if err != nil {
@@ -329,9 +333,9 @@ func (s *Server) listFeatures(c *gin.Context) {
 	if format == "csv" {
 		records := make([][]string, len(rows))
 		for i, f := range rows {
-			records[i] = []string{f.Feature, f.Usage.String(), f.Cost.String(), f.Revenue.String(), f.Profit.String(), optString(f.MarginPercentage)}
+			records[i] = []string{f.Feature, f.Usage.String(), f.UnpricedQuantity.String(), f.Cost.String(), f.Revenue.String(), f.Profit.String(), optString(f.MarginPercentage)}
 		}
-		s.writeCSV(c, "features.csv", []string{"feature", "usage", "cost", "revenue", "profit", "margin_percentage"}, records)
+		s.writeCSV(c, "features.csv", []string{"feature", "usage", "unpriced_quantity", "cost", "revenue", "profit", "margin_percentage"}, records)
 		return
 	}
 	body := featureListBody{Features: rows}
@@ -493,7 +497,7 @@ func marginOf(revenue, cost decimal.Decimal) *Number {
 func featureRows(feats []aggregates.FeatureTotal) []featureRow {
 	out := make([]featureRow, len(feats))
 	for i, f := range feats {
-		out[i] = featureRow{Feature: f.Feature, Usage: num(f.Quantity), Cost: num(f.Cost), Revenue: num(f.Revenue),
+		out[i] = featureRow{Feature: f.Feature, Usage: num(f.Quantity), UnpricedQuantity: num(f.UnpricedQuantity), Cost: num(f.Cost), Revenue: num(f.Revenue),
 			Profit: num(f.Revenue.Sub(f.Cost)), MarginPercentage: marginOf(f.Revenue, f.Cost)}
 	}
 	return out

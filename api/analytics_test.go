@@ -154,8 +154,8 @@ func TestAnalyticsRoutes(t *testing.T) {
 				`"revenue_items":[]`, `{"period":"2026-03-02","key":"(unattributed)","usage":0,"cost":0,"revenue":20,"profit":20}`}},
 		{"unknown customer", "/api/customers/{id}", "/api/customers/nobody", 404, nil},
 		{"features", "/api/features", "/api/features?" + rng, 200,
-			[]string{`{"feature":"(unattributed)","usage":0,"cost":0,"revenue":34,"profit":34,"margin_percentage":100}`,
-				`{"feature":"tokens","usage":50,"cost":10.6,"revenue":0,"profit":-10.6,"margin_percentage":null}`}},
+			[]string{`{"feature":"(unattributed)","usage":0,"unpriced_quantity":0,"cost":0,"revenue":34,"profit":34,"margin_percentage":100}`,
+				`{"feature":"tokens","usage":50,"unpriced_quantity":0,"cost":10.6,"revenue":0,"profit":-10.6,"margin_percentage":null}`}},
 		{"weekly by customer", "/api/timeseries", "/api/timeseries?group_by=week&by=customer&" + rng, 200,
 			[]string{`{"period":"2026-03-02","key":"` + ann + `","usage":12,"cost":1.75,"revenue":20,"profit":18.25}`,
 				`{"period":"2026-03-09","key":"` + proj + `","usage":40,"cost":9.1,"revenue":14,"profit":4.9}`}},
@@ -165,9 +165,10 @@ func TestAnalyticsRoutes(t *testing.T) {
 			[]string{`{"period":"2026-03-10","key":"` + proj + `","usage":40,"cost":9.1,"revenue":3,"profit":-6.1}`,
 				`{"period":"2026-03-11","key":"` + proj + `","usage":0,"cost":0,"revenue":11,"profit":11}`, `"basis":"accrual","tz":"UTC"`}},
 		{"in EUR", "/api/features", "/api/features?currency=EUR&tz=Europe/Paris&" + rng, 200,
-			[]string{`"feature":"(unattributed)","usage":0,"cost":0,"revenue":30.909090909,`, `"currency":"EUR","basis":"accrual","tz":"Europe/Paris"`}},
+			[]string{`"feature":"(unattributed)","usage":0,"unpriced_quantity":0,"cost":0,"revenue":30.909090909,`, `"currency":"EUR","basis":"accrual","tz":"Europe/Paris"`}},
 		{"no rate", "/api/features", "/api/features?currency=JPY&" + rng, 400, []string{`"field":"currency"`, "JPY"}},
-		{"dashboard", "/api/dashboard", "/api/dashboard?" + rng, 200, []string{`"total_revenue":34,`, `"basis":"accrual"`}},
+		{"dashboard", "/api/dashboard", "/api/dashboard?" + rng, 200, []string{`"total_revenue":34,`, `"basis":"accrual"`,
+			`{"feature_name":"tokens","usage_count":50,"unpriced_quantity":0,"total_cost":10.6,`}},
 		{"mrr", "/api/mrr", "/api/mrr?" + rng, 200, []string{`"months":[{"month":"2026-03","mrr":0,`}},
 		{"fx rates", "/api/fx-rates", "/api/fx-rates", 200, []string{`"source":"file","rates":[{"date":"2026-03-01","base":"EUR","quote":"USD","rate":1.1}]`}},
 		{"revenue mapping", "/api/revenue-mapping", "/api/revenue-mapping", 200, []string{`{"source":"none","mappings":[]}`}},
@@ -218,10 +219,10 @@ func TestAnalyticsRoutes(t *testing.T) {
 	records, err := csv.NewReader(strings.NewReader(rec.Body.String())).ReadAll()
 	require.NoError(t, err)
 	assert.Equal(t, [][]string{
-		{"feature", "usage", "cost", "revenue", "profit", "margin_percentage"},
-		{"(unattributed)", "0", "0", "34", "34", "100"},
-		{"images", "2", "0.25", "0", "-0.25", ""},
-		{"tokens", "50", "10.6", "0", "-10.6", ""},
+		{"feature", "usage", "unpriced_quantity", "cost", "revenue", "profit", "margin_percentage"},
+		{"(unattributed)", "0", "0", "0", "34", "34", "100"},
+		{"images", "2", "0", "0.25", "0", "-0.25", ""},
+		{"tokens", "50", "0", "10.6", "0", "-10.6", ""},
 	}, records)
 }
 
@@ -240,12 +241,12 @@ func TestRevenueSettingsRoutes(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 	assert.Contains(t, body, `{"source":"api","mappings":[{"plan":"pro","feature":"tokens"}]}`)
 	_, body = do(http.MethodGet, "/api/features?"+rng, "")
-	assert.Contains(t, body, `{"feature":"(unattributed)","usage":0,"cost":0,"revenue":14,`)
-	assert.Contains(t, body, `{"feature":"tokens","usage":50,"cost":10.6,"revenue":20,"profit":9.4,"margin_percentage":47}`)
+	assert.Contains(t, body, `{"feature":"(unattributed)","usage":0,"unpriced_quantity":0,"cost":0,"revenue":14,`)
+	assert.Contains(t, body, `{"feature":"tokens","usage":50,"unpriced_quantity":0,"cost":10.6,"revenue":20,"profit":9.4,"margin_percentage":47}`)
 	code, body = do(http.MethodPut, "/api/revenue-mapping", `{"mappings":[]}`)
 	require.Equal(t, http.StatusOK, code, body)
 	_, body = do(http.MethodGet, "/api/features?"+rng, "")
-	assert.Contains(t, body, `{"feature":"(unattributed)","usage":0,"cost":0,"revenue":34,`)
+	assert.Contains(t, body, `{"feature":"(unattributed)","usage":0,"unpriced_quantity":0,"cost":0,"revenue":34,`)
 
 	code, body = do(http.MethodPut, "/api/revenue-mapping", `{"mappings":[{"plan":"pro","feature":"a"},{"plan":"pro","feature":""}]}`)
 	assert.Equal(t, http.StatusBadRequest, code)
@@ -257,7 +258,7 @@ func TestRevenueSettingsRoutes(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 	assert.Contains(t, body, `"source":"api"`)
 	_, body = do(http.MethodGet, "/api/features?"+rng, "")
-	assert.Contains(t, body, `{"feature":"(unattributed)","usage":0,"cost":0,"revenue":35,`)
+	assert.Contains(t, body, `{"feature":"(unattributed)","usage":0,"unpriced_quantity":0,"cost":0,"revenue":35,`)
 	code, body = do(http.MethodPut, "/api/fx-rates", `{"rates":[{"date":"2026-03-01","base":"EUR","quote":"usd","rate":-1}]}`)
 	assert.Equal(t, http.StatusBadRequest, code)
 	assert.Contains(t, body, `"field":"rates[0].quote"`)

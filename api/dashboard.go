@@ -55,11 +55,15 @@ type dayBody struct {
 }
 
 type featureBody struct {
-	FeatureName  string  `json:"feature_name"`
-	UsageCount   Number  `json:"usage_count"`
-	TotalCost    Number  `json:"total_cost"`
-	Revenue      Number  `json:"revenue"`
-	ProfitMargin *Number `json:"profit_margin"`
+	FeatureName string `json:"feature_name"`
+	UsageCount  Number `json:"usage_count"`
+	// UnpricedQuantity is the part of UsageCount no rate card priced (its
+	// cost counted as zero); absent on a server without the analytics,
+	// whose raw events do not know it.
+	UnpricedQuantity *Number `json:"unpriced_quantity,omitempty"`
+	TotalCost        Number  `json:"total_cost"`
+	Revenue          Number  `json:"revenue"`
+	ProfitMargin     *Number `json:"profit_margin"`
 }
 
 // dashboard serves GET /api/dashboard?start_date=&end_date=&currency=&basis=&tz=
@@ -73,9 +77,12 @@ func (s *Server) dashboard(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	var d rawevents.Dashboard
+	var (
+		d        rawevents.Dashboard
+		unpriced map[string]decimal.Decimal // by feature; nil: unknown
+	)
 	if s.cfg.Analytics.Reader != nil {
-		d, err = s.dashboardFromAnalytics(c, r)
+		d, unpriced, err = s.dashboardFromAnalytics(c, r)
 	} else {
 		r.Basis = aggregates.BasisCash
 		d, err = s.cfg.Dashboard.Dashboard(c.Request.Context(), rawevents.DashboardQuery{Start: r.Start, End: r.End, Currency: r.Currency})
@@ -104,6 +111,9 @@ func (s *Server) dashboard(c *gin.Context) {
 	for i, f := range d.FeatureMetrics {
 		body.FeatureMetrics[i] = featureBody{FeatureName: f.FeatureName, UsageCount: num(f.UsageCount),
 			TotalCost: num(f.TotalCost), Revenue: num(f.Revenue), ProfitMargin: optNum(f.ProfitMargin)}
+		if unpriced != nil {
+			body.FeatureMetrics[i].UnpricedQuantity = optNum(ptr(unpriced[f.FeatureName]))
+		}
 	}
 	c.JSON(200, body)
 }
@@ -111,12 +121,14 @@ func (s *Server) dashboard(c *gin.Context) {
 // dashboardFromAnalytics folds the range's daily points into the
 // dashboard: every day of the range (empty ones included), per-feature
 // usage, cost and attributed revenue (unattributed revenue on the
-// (unattributed) row), totals from the same points.
-func (s *Server) dashboardFromAnalytics(c *gin.Context, r aggregates.Range) (rawevents.Dashboard, error) {
+// (unattributed) row), totals from the same points; and per feature the
+// unpriced quantity, which rawevents.Dashboard has no field for.
+func (s *Server) dashboardFromAnalytics(c *gin.Context, r aggregates.Range) (rawevents.Dashboard, map[string]decimal.Decimal, error) {
 	points, err := s.cfg.Analytics.Reader.Series(c.Request.Context(), r, aggregates.PeriodDay, "")
 	if err != nil {
-		return rawevents.Dashboard{}, err
+		return rawevents.Dashboard{}, nil, err
 	}
+	unpriced := map[string]decimal.Decimal{}
 	days := r.Start.DaysUntil(r.End) + 1
 	d := rawevents.Dashboard{TimeSeries: make([]rawevents.DayMetrics, days)}
 	for i := range d.TimeSeries {
@@ -137,6 +149,7 @@ func (s *Server) dashboardFromAnalytics(c *gin.Context, r aggregates.Range) (raw
 			features[p.Feature] = f
 		}
 		f.UsageCount = f.UsageCount.Add(p.Quantity)
+		unpriced[p.Feature] = unpriced[p.Feature].Add(p.UnpricedQuantity)
 		f.TotalCost = f.TotalCost.Add(p.Cost)
 		f.Revenue = f.Revenue.Add(p.Revenue)
 		d.Summary.TotalUsageCost = d.Summary.TotalUsageCost.Add(p.Cost)
@@ -152,7 +165,7 @@ func (s *Server) dashboardFromAnalytics(c *gin.Context, r aggregates.Range) (raw
 		f.ProfitMargin = decimalPtr(marginOf(f.Revenue, f.TotalCost))
 		d.FeatureMetrics = append(d.FeatureMetrics, *f)
 	}
-	return d, nil
+	return d, unpriced, nil
 }
 
 func decimalPtr(n *Number) *decimal.Decimal {

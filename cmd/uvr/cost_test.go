@@ -17,9 +17,9 @@ import (
 	"github.com/uvrhq/uvr/pipeline/event"
 )
 
-// featureCosts is GET /api/features over [start, end]: cost and usage by
-// feature, exact.
-func featureCosts(t *testing.T, baseURL, start, end string) map[string][2]string {
+// featureCosts is GET /api/features over [start, end]: usage, cost and
+// unpriced quantity by feature, exact.
+func featureCosts(t *testing.T, baseURL, start, end string) map[string][3]string {
 	t.Helper()
 	resp, err := http.Get(fmt.Sprintf("%s/api/features?start_date=%s&end_date=%s", baseURL, start, end))
 	require.NoError(t, err)
@@ -29,17 +29,18 @@ func featureCosts(t *testing.T, baseURL, start, end string) map[string][2]string
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
 	var body struct {
 		Features []struct {
-			Feature string          `json:"feature"`
-			Usage   decimal.Decimal `json:"usage"`
-			Cost    decimal.Decimal `json:"cost"`
+			Feature  string          `json:"feature"`
+			Usage    decimal.Decimal `json:"usage"`
+			Cost     decimal.Decimal `json:"cost"`
+			Unpriced decimal.Decimal `json:"unpriced_quantity"`
 		} `json:"features"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	require.NoError(t, dec.Decode(&body))
-	out := map[string][2]string{}
+	out := map[string][3]string{}
 	for _, f := range body.Features {
-		out[f.Feature] = [2]string{f.Usage.String(), f.Cost.String()}
+		out[f.Feature] = [3]string{f.Usage.String(), f.Cost.String(), f.Unpriced.String()}
 	}
 	return out
 }
@@ -113,19 +114,29 @@ func TestUsageCostFromRateCardsEndToEnd(t *testing.T) {
 	}
 	inputDay0 := price("2.50", "3000000") // 1M + the correction's 2M
 	assert.Equal(t, "7.5", inputDay0.String())
+	// Usage, cost, unpriced quantity: the unknown feature's zero cost shows
+	// as 42 unpriced units, never silently free; priced features have none.
 	got := featureCosts(t, m.URL(), days[0], days[3])
-	assert.Equal(t, map[string][2]string{
-		"gpt-4o.input_tokens":       {"6000000", inputDay0.Add(price("2.50", "3000000")).String()},
-		"gpt-4o-mini.output_tokens": {"7777777", price("0.60", "7777777").String()},
-		"gpt-4o.output_tokens":      {"1400", "0.123456789"},
-		"api.calls":                 {"42", "0"},
+	assert.Equal(t, map[string][3]string{
+		"gpt-4o.input_tokens":       {"6000000", inputDay0.Add(price("2.50", "3000000")).String(), "0"},
+		"gpt-4o-mini.output_tokens": {"7777777", price("0.60", "7777777").String(), "0"},
+		"gpt-4o.output_tokens":      {"1400", "0.123456789", "0"},
+		"api.calls":                 {"42", "0", "42"},
 	}, got)
 	assert.Equal(t, "4.6666662", got["gpt-4o-mini.output_tokens"][1])
-
-	// The unknown feature is counted as unpriced, never silently free.
-	var unpriced decimal.Decimal
-	require.NoError(t, m.ch.QueryRow(t.Context(), `SELECT sum(unpriced_quantity) FROM daily_usage FINAL WHERE feature = 'api.calls'`).Scan(&unpriced))
-	assert.Equal(t, "42", unpriced.String())
+	assert.Equal(t, map[string][3]string{"api.calls": {"42", "0", "42"}, "gpt-4o.input_tokens": {"1000000", "2.5", "0"}},
+		featureCosts(t, m.URL(), days[2], days[2]), "the unpriced units are on the day they were used")
+	resp, err := http.Get(m.URL() + "/api/features?format=csv&start_date=" + days[2] + "&end_date=" + days[2])
+	require.NoError(t, err)
+	csvBody, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(csvBody))
+	assert.Equal(t, "feature,usage,unpriced_quantity,cost,revenue,profit,margin_percentage\napi.calls,42,42,0,0,0,\ngpt-4o.input_tokens,1000000,0,2.5,0,-2.5,\n", string(csvBody))
+	status, dash := getBody(t, m.URL()+"/api/dashboard?start_date="+days[0]+"&end_date="+days[3])
+	require.Equal(t, http.StatusOK, status, dash)
+	assert.Contains(t, dash, `{"feature_name":"api.calls","usage_count":42,"unpriced_quantity":42,"total_cost":0,`)
+	assert.Contains(t, dash, `{"feature_name":"gpt-4o.output_tokens","usage_count":1400,"unpriced_quantity":0,"total_cost":0.123456789,`)
 
 	// Bad card: 400 naming the entry and field.
 	status, body := putRateCards(t, m.URL(), "application/yaml", "cards:\n  - provider: openai\n    version: v\n    effective_from: 2026-01-01\n    source: s\n    as_of: 2026-01-01\n    per: 1000000\n    models: [{model: gpt-4o, prices: {input_tokens: cheap}}]\n")

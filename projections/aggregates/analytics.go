@@ -113,20 +113,26 @@ func (r Range) validate() error {
 }
 
 // CustomerTotal is one canonical customer's totals over a range.
+// UnpricedQuantity is the part of Quantity no rate card priced (counted at
+// zero cost; docs/analytics/costs.md).
 type CustomerTotal struct {
-	CustomerID string
-	Quantity   decimal.Decimal
-	Cost       decimal.Decimal
-	Revenue    decimal.Decimal
+	CustomerID       string
+	Quantity         decimal.Decimal
+	UnpricedQuantity decimal.Decimal
+	Cost             decimal.Decimal
+	Revenue          decimal.Decimal
 }
 
 // FeatureTotal is one feature's totals over a range. Revenue is attributed
 // to no feature yet: it appears on the rawevents.UnattributedFeature row.
+// UnpricedQuantity is the part of Quantity no rate card priced, so that a
+// zero Cost can be told apart from usage whose price is unknown.
 type FeatureTotal struct {
-	Feature  string
-	Quantity decimal.Decimal
-	Cost     decimal.Decimal
-	Revenue  decimal.Decimal
+	Feature          string
+	Quantity         decimal.Decimal
+	UnpricedQuantity decimal.Decimal
+	Cost             decimal.Decimal
+	Revenue          decimal.Decimal
 }
 
 // Period groups a time series.
@@ -141,13 +147,15 @@ const (
 
 // Point is one period × customer × feature of a time series. Usage rows
 // carry a feature; revenue rows carry rawevents.UnattributedFeature.
+// UnpricedQuantity is the part of Quantity no rate card priced.
 type Point struct {
-	Period     rawevents.Date
-	CustomerID string
-	Feature    string
-	Quantity   decimal.Decimal
-	Cost       decimal.Decimal
-	Revenue    decimal.Decimal
+	Period           rawevents.Date
+	CustomerID       string
+	Feature          string
+	Quantity         decimal.Decimal
+	UnpricedQuantity decimal.Decimal
+	Cost             decimal.Decimal
+	Revenue          decimal.Decimal
 }
 
 // Customers sums usage, cost and revenue per canonical customer over r, by
@@ -166,6 +174,7 @@ func (a *Analytics) Customers(ctx context.Context, r Range) ([]CustomerTotal, er
 			by[p.CustomerID] = t
 		}
 		t.Quantity = t.Quantity.Add(p.Quantity)
+		t.UnpricedQuantity = t.UnpricedQuantity.Add(p.UnpricedQuantity)
 		t.Cost = t.Cost.Add(p.Cost)
 		t.Revenue = t.Revenue.Add(p.Revenue)
 	}
@@ -193,6 +202,7 @@ func (a *Analytics) Features(ctx context.Context, r Range, customerID string) ([
 			by[p.Feature] = t
 		}
 		t.Quantity = t.Quantity.Add(p.Quantity)
+		t.UnpricedQuantity = t.UnpricedQuantity.Add(p.UnpricedQuantity)
 		t.Cost = t.Cost.Add(p.Cost)
 		t.Revenue = t.Revenue.Add(p.Revenue)
 	}
@@ -241,7 +251,7 @@ func (a *Analytics) points(ctx context.Context, r Range, period Period, customer
 		feature  string
 	}
 	by := map[key]*Point{}
-	add := func(day rawevents.Date, customer, feature string, qty, cost, rev decimal.Decimal) {
+	add := func(day rawevents.Date, customer, feature string, qty, unpriced, cost, rev decimal.Decimal) {
 		if customerID != "" && customer != customerID {
 			return
 		}
@@ -258,6 +268,7 @@ func (a *Analytics) points(ctx context.Context, r Range, period Period, customer
 			by[k] = p
 		}
 		p.Quantity = p.Quantity.Add(qty)
+		p.UnpricedQuantity = p.UnpricedQuantity.Add(unpriced)
 		p.Cost = p.Cost.Add(cost)
 		p.Revenue = p.Revenue.Add(rev)
 	}
@@ -268,9 +279,10 @@ func (a *Analytics) points(ctx context.Context, r Range, period Period, customer
 			day                time.Time
 			customer, src, ext string
 			feature, currency  string
-			qty, cost          decimal.Decimal
+			qty, unpriced      decimal.Decimal
+			cost               decimal.Decimal
 		)
-		if err := scan(&day, &customer, &src, &ext, &feature, &currency, &qty, &cost); err != nil {
+		if err := scan(&day, &customer, &src, &ext, &feature, &currency, &qty, &unpriced, &cost); err != nil {
 			return err
 		}
 		d := rawevents.DateOf(day)
@@ -278,7 +290,8 @@ func (a *Analytics) points(ctx context.Context, r Range, period Period, customer
 		if err != nil {
 			return err
 		}
-		add(d, m.canonical(customer, src, ext), feature, qty, cost, decimal.Zero)
+		// Quantities are not money: only the cost is converted.
+		add(d, m.canonical(customer, src, ext), feature, qty, unpriced, cost, decimal.Zero)
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("usage by customer from %s: %w", TableDailyUsage, err)
@@ -303,7 +316,7 @@ func (a *Analytics) points(ctx context.Context, r Range, period Period, customer
 		if !ok || plan == "" {
 			feature = rawevents.UnattributedFeature
 		}
-		add(d, m.canonical(customer, src, ext), feature, decimal.Zero, decimal.Zero, rev)
+		add(d, m.canonical(customer, src, ext), feature, decimal.Zero, decimal.Zero, decimal.Zero, rev)
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("revenue by customer from %s: %w", TableDailyRevenueLines, err)
@@ -410,10 +423,11 @@ func periodExpr(p Period) (string, error) {
 }
 
 // usageByCustomerSQL sums daily_usage per day × canonical customer ×
-// feature × currency (currencies are converted in Go, per row).
+// feature × currency (currencies are converted in Go, per row): the
+// quantity, the part of it no rate card priced, and the cost.
 func usageByCustomerSQL(r Range, m mapping) (string, []any) {
 	cust, args := customerSQL(m)
-	return `SELECT day, ` + cust + `, feature, currency, sum(quantity) AS quantity, sum(cost) AS cost
+	return `SELECT day, ` + cust + `, feature, currency, sum(quantity) AS quantity, sum(unpriced_quantity) AS unpriced_quantity, sum(cost) AS cost
 FROM daily_usage FINAL
 WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?)
 GROUP BY day, customer, src, ext, feature, currency

@@ -23,7 +23,7 @@ func TestAnalyticsSQL(t *testing.T) {
 	assert.Equal(t, []string{"c2", "c1"}, m.ids)
 
 	sql, args := usageByCustomerSQL(r, m)
-	assert.Equal(t, `SELECT day, transform(concat(toString(length(customer_source)), ':', customer_source, customer_external_id), ?, ?, '') AS customer, if(customer = '', customer_source, '') AS src, if(customer = '', customer_external_id, '') AS ext, feature, currency, sum(quantity) AS quantity, sum(cost) AS cost
+	assert.Equal(t, `SELECT day, transform(concat(toString(length(customer_source)), ':', customer_source, customer_external_id), ?, ?, '') AS customer, if(customer = '', customer_source, '') AS src, if(customer = '', customer_external_id, '') AS ext, feature, currency, sum(quantity) AS quantity, sum(unpriced_quantity) AS unpriced_quantity, sum(cost) AS cost
 FROM daily_usage FINAL
 WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?)
 GROUP BY day, customer, src, ext, feature, currency

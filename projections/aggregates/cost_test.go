@@ -98,6 +98,29 @@ func TestUsageIsPricedFromTheRateCard(t *testing.T) {
 	assert.Equal(t, want, got)
 	assert.Equal(t, "3.088919728", got["cus_1 gpt-4o.input_tokens USD"].Cost, "1235567.891 × 2.5e-6, half to even")
 
+	// Analytics carries the unpriced quantity per feature and customer, so
+	// api.calls' zero cost reads as unpriced, not free.
+	a, err := NewAnalytics(f.conn, nil)
+	require.NoError(t, err)
+	r := Range{Start: day(d), End: day(d), Currency: "USD"}
+	feats, err := a.Features(testCtx(t), r, "")
+	require.NoError(t, err)
+	unpriced := map[string]string{}
+	for _, ft := range feats {
+		unpriced[ft.Feature] = ft.Quantity.String() + " unpriced " + ft.UnpricedQuantity.String() + " cost " + ft.Cost.String()
+	}
+	assert.Equal(t, map[string]string{
+		"gpt-4o.input_tokens":        inputQty + " unpriced 0 cost " + perMillion("2.50", inputQty),
+		"gpt-4o.cached_input_tokens": "333333 unpriced 0 cost " + perMillion("1.25", "333333"),
+		"gpt-4o-mini.output_tokens":  "7777777 unpriced 0 cost " + perMillion("0.60", "7777777"),
+		"gpt-4o.output_tokens":       "1400 unpriced 0 cost 0.123456789",
+		"api.calls":                  "42 unpriced 42 cost 0",
+	}, unpriced)
+	totals, err := a.Customers(testCtx(t), r)
+	require.NoError(t, err)
+	require.Len(t, totals, 1)
+	assert.Equal(t, "42", totals[0].UnpricedQuantity.String())
+
 	// A correction (higher version, new quantity) and a void re-cost exactly.
 	f.add(t, mk(u, "in-1", d, tokens("gpt-4o.input_tokens", "2000000"), ver(2)), mk(u, "cached", d, tokens("gpt-4o.cached_input_tokens", "333333"), ver(2), voided()))
 	got = f.dailyUsage(t, d)
