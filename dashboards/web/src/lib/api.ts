@@ -164,6 +164,8 @@ export interface CustomerList {
 export interface FeatureRow {
   feature: string;
   usage: Dec;
+  /** The part of usage no rate card prices: its cost counts as 0 (unpriced, not free). */
+  unpriced_quantity?: Dec;
   cost: Dec;
   revenue: Dec;
   profit: Dec;

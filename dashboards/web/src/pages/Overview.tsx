@@ -7,7 +7,7 @@ import { activeCustomers, byPlan, chartRows, delta, marginPct, pointsDelta, sort
 import { lastDays, previous, PRESETS, valid } from '../lib/range';
 import * as f from '../lib/format';
 import { setParams } from '../lib/router';
-import { toNumber } from '../lib/dec';
+import { sign, toNumber } from '../lib/dec';
 import { Badge, Button, Card, cx, Empty, inputClass, MarginBar, Skeleton, SortHeader, Tabs } from '../components/ui';
 import { ErrorNote, readMRR } from '../components/common';
 import { Drilldown } from './Drilldown';
@@ -251,12 +251,12 @@ function Breakdown({ customers, features, loading, error }: { customers?: Custom
   const onSort = (k: string) => setSort((s) => ({ key: k, dir: s.key === k && s.dir === 'desc' ? 'asc' : 'desc' }));
 
   const rows = useMemo(() => {
-    type Row = { key: string; label: string; sub?: string; usage: string; revenue: string; cost: string; profit: string; margin: number | null; count?: number };
+    type Row = { key: string; label: string; sub?: string; usage: string; unpriced?: string; revenue: string; cost: string; profit: string; margin: number | null; count?: number };
     let out: Row[] = [];
     if (tab === 'customer' && customers)
       out = customers.map((c) => ({ key: c.id, label: c.name || c.id, sub: c.plan, usage: c.usage, revenue: c.revenue, cost: c.cost, profit: c.profit, margin: c.margin_percentage == null ? null : toNumber(c.margin_percentage) }));
     if (tab === 'feature' && features)
-      out = features.map((x) => ({ key: x.feature, label: x.feature, usage: x.usage, revenue: x.revenue, cost: x.cost, profit: x.profit, margin: x.margin_percentage == null ? null : toNumber(x.margin_percentage) }));
+      out = features.map((x) => ({ key: x.feature, label: x.feature, usage: x.usage, unpriced: x.unpriced_quantity, revenue: x.revenue, cost: x.cost, profit: x.profit, margin: x.margin_percentage == null ? null : toNumber(x.margin_percentage) }));
     if (tab === 'plan' && customers)
       out = byPlan(customers).map((x) => ({ key: x.plan, label: x.plan || 'no plan', usage: x.usage, revenue: x.revenue, cost: x.cost, profit: x.profit, margin: marginPct(x.revenue, x.profit), count: x.customers }));
     const needle = q.trim().toLowerCase();
@@ -324,7 +324,14 @@ function Breakdown({ customers, features, loading, error }: { customers?: Custom
                   </td>
                   <td className="px-3 py-2 text-right tabular-nums">{f.quantity(r.usage)}</td>
                   <td className="px-3 py-2 text-right tabular-nums">{f.money(r.revenue, cur)}</td>
-                  <td className="px-3 py-2 text-right tabular-nums">{f.money(r.cost, cur)}</td>
+                  <td className="px-3 py-2 text-right tabular-nums">
+                    {f.money(r.cost, cur)}
+                    {r.unpriced != null && sign(r.unpriced) !== 0 && (
+                      <span className="ml-2" title="Usage no rate card prices: its cost is counted as 0. Add a price with PUT /api/rate-cards.">
+                        <Badge tone="amber">{f.quantity(r.unpriced)} unpriced</Badge>
+                      </span>
+                    )}
+                  </td>
                   <td className={cx('px-3 py-2 text-right tabular-nums', f.tone(r.profit) === 'neg' && 'text-rose-600 dark:text-rose-400')}>{f.money(r.profit, cur)}</td>
                   <td className="px-3 py-2">
                     <div className="flex justify-end">
