@@ -18,7 +18,6 @@ import (
 	"github.com/uvrhq/uvr/connectors/airbyte"
 	"github.com/uvrhq/uvr/deploy/servicetest"
 	"github.com/uvrhq/uvr/pipeline/kafka"
-	"github.com/uvrhq/uvr/projections/rawevents"
 )
 
 const airbyteToken = "airbyte-token-PLANTED-71c2"
@@ -68,8 +67,7 @@ func airbyteServer(t *testing.T, token string) string {
 	t.Cleanup(func() { _ = pub.Close() })
 	cfg := api.Config{
 		Addr: "127.0.0.1:0", EventsTopic: servicetest.Topic("test.api.events"), Publisher: pub, // not called by these routes
-		Dashboard: rawevents.NewClickHouseStore(nil), // not called by these routes
-		Logger:    slog.New(slog.DiscardHandler),
+		Logger: slog.New(slog.DiscardHandler),
 	}
 	if token != "" {
 		platform, err := airbyte.NewPlatform(airbyte.PlatformConfig{URL: airbyteAPI(t).URL + "/v1", Token: token, Retries: -1})

@@ -26,7 +26,6 @@ import (
 	"github.com/uvrhq/uvr/projections/chstore"
 	"github.com/uvrhq/uvr/projections/customers"
 	"github.com/uvrhq/uvr/projections/pricing"
-	"github.com/uvrhq/uvr/projections/rawevents"
 	"github.com/uvrhq/uvr/projections/revsettings"
 )
 
@@ -41,8 +40,7 @@ func analyticsServer(t *testing.T, enabled bool) http.Handler {
 	t.Cleanup(func() { _ = pub.Close() })
 	cfg := api.Config{
 		Addr: "127.0.0.1:0", EventsTopic: servicetest.Topic("test.api.events"), Publisher: pub, // not called by these routes
-		Dashboard: rawevents.NewClickHouseStore(nil), // not called by these routes
-		Logger:    slog.New(slog.DiscardHandler),
+		Logger: slog.New(slog.DiscardHandler),
 	}
 	if enabled {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -19,7 +19,6 @@ import (
 
 	"github.com/uvrhq/uvr/api"
 	"github.com/uvrhq/uvr/api/access"
-	"github.com/uvrhq/uvr/projections/rawevents"
 )
 
 // authAPI is a server on a real access store with no user yet.
@@ -28,8 +27,7 @@ func authAPI(t *testing.T, origins ...string) (http.Handler, *access.Store, *syn
 	logs := &syncBuffer{}
 	store := emptyAuthStore(t)
 	server, err := api.New(api.Config{
-		EventsTopic: "events", Publisher: noPublisher{}, Dashboard: rawevents.NewClickHouseStore(nil),
-		Auth: store, CORSOrigins: origins,
+		EventsTopic: "events", Publisher: noPublisher{}, Auth: store, CORSOrigins: origins,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	require.NoError(t, err)
@@ -37,8 +35,7 @@ func authAPI(t *testing.T, origins ...string) (http.Handler, *access.Store, *syn
 }
 
 func TestAPINeverRunsOpen(t *testing.T) {
-	_, err := api.New(api.Config{EventsTopic: "events", Publisher: noPublisher{}, Dashboard: rawevents.NewClickHouseStore(nil),
-		Logger: slog.New(slog.DiscardHandler)})
+	_, err := api.New(api.Config{EventsTopic: "events", Publisher: noPublisher{}, Logger: slog.New(slog.DiscardHandler)})
 	require.ErrorContains(t, err, "Auth is required")
 }
 

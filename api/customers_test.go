@@ -18,7 +18,6 @@ import (
 	"github.com/uvrhq/uvr/pipeline/event"
 	"github.com/uvrhq/uvr/pipeline/kafka"
 	"github.com/uvrhq/uvr/projections/customers"
-	"github.com/uvrhq/uvr/projections/rawevents"
 )
 
 // customersServer is an api.Server whose customer directory lives on a new
@@ -33,8 +32,7 @@ func customersServer(t *testing.T, withDirectory bool) (http.Handler, *customers
 	t.Cleanup(func() { _ = pub.Close() })
 	cfg := api.Config{
 		Addr: "127.0.0.1:0", EventsTopic: servicetest.Topic("test.api.events"), Publisher: pub, // not called by these routes
-		Dashboard: rawevents.NewClickHouseStore(nil), // not called by these routes
-		Logger:    slog.New(slog.DiscardHandler),
+		Logger: slog.New(slog.DiscardHandler),
 	}
 	var dir *customers.Directory
 	if withDirectory {

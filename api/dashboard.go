@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"maps"
 	"regexp"
 	"slices"
@@ -14,12 +13,6 @@ import (
 	"github.com/uvrhq/uvr/projections/aggregates"
 	"github.com/uvrhq/uvr/projections/rawevents"
 )
-
-// DashboardReader answers the dashboard's totals for a range of days.
-// Errors wrapping rawevents.ErrInvalidQuery are the caller's fault (400).
-type DashboardReader interface {
-	Dashboard(ctx context.Context, q rawevents.DashboardQuery) (rawevents.Dashboard, error)
-}
 
 // defaultDashboardDays is the range when no dates are given: the last 30
 // days, today included.
@@ -58,35 +51,28 @@ type featureBody struct {
 	FeatureName string `json:"feature_name"`
 	UsageCount  Number `json:"usage_count"`
 	// UnpricedQuantity is the part of UsageCount no rate card priced (its
-	// cost counted as zero); absent on a server without the analytics,
-	// whose raw events do not know it.
-	UnpricedQuantity *Number `json:"unpriced_quantity,omitempty"`
+	// cost counted as zero: unpriced, not free).
+	UnpricedQuantity Number  `json:"unpriced_quantity"`
 	TotalCost        Number  `json:"total_cost"`
 	Revenue          Number  `json:"revenue"`
 	ProfitMargin     *Number `json:"profit_margin"`
 }
 
 // dashboard serves GET /api/dashboard?start_date=&end_date=&currency=&basis=&tz=
-// in the shape REST clients of the original product already parse. With
-// the analytics configured (every uvr server), it reads them: money
-// converted into currency, revenue on basis (default accrual) and attributed
-// to features; otherwise (a bare server) the reporting currency's cash.
+// in the shape REST clients of the original product already parse, from the
+// analytics (the daily aggregates): money converted into currency, revenue on
+// basis (default accrual) and attributed to features.
 func (s *Server) dashboard(c *gin.Context) {
 	r, loc, err := s.rangeParams(c)
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	var (
-		d        rawevents.Dashboard
-		unpriced map[string]decimal.Decimal // by feature; nil: unknown
-	)
-	if s.cfg.Analytics.Reader != nil {
-		d, unpriced, err = s.dashboardFromAnalytics(c, r)
-	} else {
-		r.Basis = aggregates.BasisCash
-		d, err = s.cfg.Dashboard.Dashboard(c.Request.Context(), rawevents.DashboardQuery{Start: r.Start, End: r.End, Currency: r.Currency})
+	if s.cfg.Analytics.Reader == nil {
+		s.writeError(c, &Error{Kind: KindUnavailable, Detail: "the dashboard's analytics are not enabled on this server"})
+		return
 	}
+	d, unpriced, err := s.dashboardFromAnalytics(c, r)
 	if err != nil {
 		s.writeError(c, s.analyticsError(err))
 		return
@@ -111,9 +97,7 @@ func (s *Server) dashboard(c *gin.Context) {
 	for i, f := range d.FeatureMetrics {
 		body.FeatureMetrics[i] = featureBody{FeatureName: f.FeatureName, UsageCount: num(f.UsageCount),
 			TotalCost: num(f.TotalCost), Revenue: num(f.Revenue), ProfitMargin: optNum(f.ProfitMargin)}
-		if unpriced != nil {
-			body.FeatureMetrics[i].UnpricedQuantity = optNum(ptr(unpriced[f.FeatureName]))
-		}
+		body.FeatureMetrics[i].UnpricedQuantity = num(unpriced[f.FeatureName])
 	}
 	c.JSON(200, body)
 }

@@ -23,7 +23,6 @@ import (
 	"github.com/uvrhq/uvr/projections/customers"
 	"github.com/uvrhq/uvr/projections/insights"
 	"github.com/uvrhq/uvr/projections/insights/chinsights"
-	"github.com/uvrhq/uvr/projections/rawevents"
 )
 
 type noCustomers struct{}
@@ -72,8 +71,7 @@ func TestInsightRoutes(t *testing.T) {
 	t.Cleanup(func() { _ = pub.Close() })
 	cfg := api.Config{
 		Addr: "127.0.0.1:0", EventsTopic: servicetest.Topic("test.api.insights"), Publisher: pub,
-		Dashboard: rawevents.NewClickHouseStore(conn), Logger: slog.New(slog.DiscardHandler),
-		Insights: svc, InsightRunner: svc,
+		Insights: svc, InsightRunner: svc, Logger: slog.New(slog.DiscardHandler),
 	}
 	wrap := withAuth(t, &cfg)
 	server, err := api.New(cfg)

@@ -29,6 +29,7 @@ import (
 	"github.com/uvrhq/uvr/deploy/servicetest"
 	"github.com/uvrhq/uvr/pipeline/event"
 	"github.com/uvrhq/uvr/pipeline/kafka"
+	"github.com/uvrhq/uvr/projections/aggregates"
 	"github.com/uvrhq/uvr/projections/chstore"
 	"github.com/uvrhq/uvr/projections/rawevents"
 )
@@ -68,10 +69,10 @@ func openapiServerAuth(t *testing.T) (*api.Server, func(http.Handler) http.Handl
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pub.Close() })
 	reg := prometheus.NewRegistry()
-	store := dashboardStore(t)
+	store, analytics := dashboardStore(t)
 	cfg := api.Config{
 		Addr: "127.0.0.1:0", Version: "test", EventsTopic: topic, Publisher: pub,
-		Dashboard:  store,
+		Analytics:  api.Analytics{Reader: analytics},
 		Health:     []api.HealthCheck{{Name: "clickhouse", Check: store.Ping}},
 		Logger:     slog.New(slog.DiscardHandler),
 		Registerer: reg, Gatherer: reg,
@@ -83,9 +84,11 @@ func openapiServerAuth(t *testing.T) (*api.Server, func(http.Handler) http.Handl
 }
 
 // dashboardStore is the real ClickHouse store on a database of this test,
-// holding one usage and one revenue event of today, so that the dashboard
-// answer has every nested object (a feature, the unattributed row, margins).
-func dashboardStore(t *testing.T) *rawevents.ClickHouseStore {
+// holding one usage and one revenue event of today projected the way the
+// projector does (by-day rows, raw rows, then the day's aggregates), and the
+// analytics that read them, so that the dashboard answer has every nested
+// object (a feature, the unattributed row, margins).
+func dashboardStore(t *testing.T) (*rawevents.ClickHouseStore, *aggregates.Analytics) {
 	t.Helper()
 	addr, database := servicetest.ClickHouseDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -109,8 +112,17 @@ func dashboardStore(t *testing.T) *rawevents.ClickHouseStore {
 		require.NoError(t, err)
 		rows = append(rows, row)
 	}
+	writer, err := aggregates.NewWriter(aggregates.WriterConfig{Conn: conn})
+	require.NoError(t, err)
+	require.NoError(t, writer.WriteBefore(ctx, rows))
 	require.NoError(t, store.InsertBatch(ctx, rows))
-	return store
+	agg, err := aggregates.New(aggregates.Config{Conn: conn})
+	require.NoError(t, err)
+	_, err = agg.RecomputePending(ctx)
+	require.NoError(t, err)
+	analytics, err := aggregates.NewAnalytics(conn, nil)
+	require.NoError(t, err)
+	return store, analytics
 }
 
 // strictDoc is the document with every object schema that lists its

@@ -24,7 +24,6 @@ import (
 	"github.com/uvrhq/uvr/projections/aggregates"
 	"github.com/uvrhq/uvr/projections/chstore"
 	"github.com/uvrhq/uvr/projections/pricing"
-	"github.com/uvrhq/uvr/projections/rawevents"
 )
 
 // rateCardsServer is an api.Server whose rate cards live on topic of the
@@ -46,7 +45,6 @@ func rateCardsServer(t *testing.T, topic string, recoster pricing.Recoster) http
 	require.NoError(t, err)
 	cfg := api.Config{
 		Addr: "127.0.0.1:0", EventsTopic: servicetest.Topic("test.api.events"), Publisher: pub, // not called by these routes
-		Dashboard: rawevents.NewClickHouseStore(nil), // not called by these routes
 		Logger:    slog.New(slog.DiscardHandler),
 		RateCards: store,
 	}

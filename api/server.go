@@ -46,7 +46,6 @@ type Config struct {
 	HealthTimeout     time.Duration // per dependency check, default 2s
 
 	Publisher Publisher
-	Dashboard DashboardReader
 	Health    []HealthCheck
 	Services  ServiceRegistry // /api/services, /api/test-service, /api/service-types; nil answers 503
 	Sync      SyncEngine      // /api/sync, /api/sync-runs, /api/services/:id/sync; nil answers 503
@@ -92,9 +91,6 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Publisher == nil {
 		errs = append(errs, errors.New("api: Publisher is required"))
-	}
-	if c.Dashboard == nil {
-		errs = append(errs, errors.New("api: Dashboard is required"))
 	}
 	if c.EventsTopic == "" {
 		errs = append(errs, errors.New("api: EventsTopic is required"))

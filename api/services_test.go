@@ -23,7 +23,6 @@ import (
 	"github.com/uvrhq/uvr/connectors/services/servicestest"
 	"github.com/uvrhq/uvr/deploy/servicetest"
 	"github.com/uvrhq/uvr/pipeline/kafka"
-	"github.com/uvrhq/uvr/projections/rawevents"
 )
 
 // plantedSecret must never come back in any response body or log line.
@@ -67,8 +66,7 @@ func newServicesAPI(t *testing.T, withRegistry bool) *servicesAPI {
 	t.Cleanup(func() { _ = pub.Close() })
 	cfg := api.Config{
 		Addr: "127.0.0.1:0", EventsTopic: servicetest.Topic("test.api.events"), Publisher: pub,
-		Dashboard: rawevents.NewClickHouseStore(nil), // not called by these routes
-		Logger:    logger,
+		Logger: logger,
 	}
 	if withRegistry {
 		table, err := kafka.NewTable(kafka.TableConfig{Brokers: brokers, Topic: servicetest.Topic("test.api.services")})

@@ -25,7 +25,6 @@ import (
 	"github.com/uvrhq/uvr/projections/chstore"
 	"github.com/uvrhq/uvr/projections/customers"
 	"github.com/uvrhq/uvr/projections/pricing"
-	"github.com/uvrhq/uvr/projections/rawevents"
 )
 
 // defaultCards lists the embedded default card as the only layer, as
@@ -55,8 +54,7 @@ func simulateServer(t *testing.T, enabled bool) http.Handler {
 	t.Cleanup(func() { _ = pub.Close() })
 	cfg := api.Config{
 		Addr: "127.0.0.1:0", EventsTopic: servicetest.Topic("test.api.events"), Publisher: pub, // not called by this route
-		Dashboard: rawevents.NewClickHouseStore(nil), // not called by this route
-		Logger:    slog.New(slog.DiscardHandler),
+		Logger: slog.New(slog.DiscardHandler),
 	}
 	if enabled {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -30,7 +30,6 @@ import (
 	"github.com/uvrhq/uvr/pipeline/kafka"
 	"github.com/uvrhq/uvr/pipeline/router"
 	"github.com/uvrhq/uvr/projections/chstore"
-	"github.com/uvrhq/uvr/projections/rawevents"
 )
 
 const (
@@ -214,8 +213,7 @@ func newSyncAPI(t *testing.T, wait time.Duration, release <-chan struct{}) *sync
 	})
 
 	cfg := api.Config{
-		EventsTopic: events, Publisher: pub, Dashboard: rawevents.NewClickHouseStore(conn),
-		Services: a.registry, Sync: engine, SyncWait: wait, Logger: logger,
+		EventsTopic: events, Publisher: pub, Services: a.registry, Sync: engine, SyncWait: wait, Logger: logger,
 	}
 	wrap := withAuth(t, &cfg)
 	srv, err := api.New(cfg)
@@ -373,8 +371,7 @@ func TestSyncAllTimesOut(t *testing.T) {
 // Without a sync engine the routes answer 503, not 404.
 func TestSyncRoutesWithoutEngine(t *testing.T) {
 	cfg := api.Config{
-		EventsTopic: "events", Publisher: noPublisher{}, Dashboard: rawevents.NewClickHouseStore(nil),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		EventsTopic: "events", Publisher: noPublisher{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	wrap := withAuth(t, &cfg)
 	srv, err := api.New(cfg)

@@ -36,8 +36,7 @@ func TestWebServesTheDashboard(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pub.Close() })
 	server, err := api.New(api.Config{
-		EventsTopic: topic, Publisher: pub, Dashboard: dashboardStore(t),
-		Logger: slog.New(slog.DiscardHandler), Web: site, Auth: emptyAuthStore(t),
+		EventsTopic: topic, Publisher: pub, Logger: slog.New(slog.DiscardHandler), Web: site, Auth: emptyAuthStore(t),
 	})
 	require.NoError(t, err)
 
@@ -89,7 +88,7 @@ func TestWebServesTheDashboard(t *testing.T) {
 	})
 
 	t.Run("a server without Web keeps the JSON 404", func(t *testing.T) {
-		bare, err := api.New(api.Config{EventsTopic: topic, Publisher: pub, Dashboard: dashboardStore(t), Logger: slog.New(slog.DiscardHandler), Auth: emptyAuthStore(t)})
+		bare, err := api.New(api.Config{EventsTopic: topic, Publisher: pub, Logger: slog.New(slog.DiscardHandler), Auth: emptyAuthStore(t)})
 		require.NoError(t, err)
 		rec := httptest.NewRecorder()
 		bare.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))

@@ -334,11 +334,6 @@ func (m *Main) healthChecks() []api.HealthCheck {
 
 func (m *Main) openAPI(ctx context.Context) error {
 	cfg := m.Config
-	// Range queries read the daily aggregates, never the raw events.
-	dashboard, err := aggregates.NewReader(m.ch)
-	if err != nil {
-		return err
-	}
 	apiCfg := api.Config{
 		Addr:              cfg.HTTPAddr,
 		Version:           version,
@@ -346,7 +341,6 @@ func (m *Main) openAPI(ctx context.Context) error {
 		MaxBatchEvents:    cfg.MaxBatchEvents,
 		ReportingCurrency: cfg.Currency,
 		Publisher:         m.publisher,
-		Dashboard:         dashboard,
 		Services:          m.registry,
 		Sync:              m.engine,
 		Health:            m.healthChecks(),
@@ -383,9 +377,11 @@ func (m *Main) openAPI(ctx context.Context) error {
 			apiCfg.Simulator = api.Simulator{Usage: analytics, Customers: dir, Cards: m.rateCards}
 		}
 	}
-	if apiCfg.Web, err = web.FS(); err != nil {
+	webFS, err := web.FS()
+	if err != nil {
 		return err
 	}
+	apiCfg.Web = webFS
 	if m.server, err = api.New(apiCfg); err != nil {
 		return err
 	}

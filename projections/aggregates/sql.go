@@ -103,29 +103,6 @@ FROM daily_revenue FINAL
 WHERE day = toDate(?)`, []any{day.String()}
 }
 
-// dashboardUsageSQL is the dashboard's usage per day and feature over a
-// range, from the aggregates: quantity in every currency, cost in the
-// reporting one. events > 0 skips the zero rows of keys that left a day, so a
-// (day, feature) appears exactly when it has a counted event, as over the raw
-// events.
-func dashboardUsageSQL(q rawevents.DashboardQuery) (string, []any) {
-	return `SELECT day, feature, sum(quantity) AS quantity, sumIf(cost, currency = ?) AS cost
-FROM daily_usage FINAL
-WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?)
-GROUP BY day, feature
-ORDER BY day, feature`, []any{q.Currency, q.Start.String(), q.End.String()}
-}
-
-// dashboardRevenueSQL is the dashboard's cash revenue per day in the
-// reporting currency.
-func dashboardRevenueSQL(q rawevents.DashboardQuery) (string, []any) {
-	return `SELECT day, sum(cash) AS revenue
-FROM daily_revenue FINAL
-WHERE events > 0 AND currency = ? AND day >= toDate(?) AND day <= toDate(?)
-GROUP BY day
-ORDER BY day`, []any{q.Currency, q.Start.String(), q.End.String()}
-}
-
 // quoteAll writes constant strings (never user input) as SQL literals.
 func quoteAll(ss []string) string {
 	q := make([]string, len(ss))

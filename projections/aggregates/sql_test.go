@@ -17,7 +17,6 @@ func TestSQLBuilders(t *testing.T) {
 		{time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)},
 		{from: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)},
 	}
-	q := rawevents.DashboardQuery{Start: rawevents.Date{Year: 2026, Month: 3, Day: 1}, End: day, Currency: "EUR"}
 	tests := []struct {
 		name     string
 		sql      string
@@ -93,24 +92,6 @@ WHERE day = toDate(?)`,
 FROM daily_revenue FINAL
 WHERE day = toDate(?)`,
 			wantArgs: []any{"2026-03-09"},
-		},
-		{
-			name: "dashboard usage", sql: first(dashboardUsageSQL(q)), args: second(dashboardUsageSQL(q)),
-			wantSQL: `SELECT day, feature, sum(quantity) AS quantity, sumIf(cost, currency = ?) AS cost
-FROM daily_usage FINAL
-WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?)
-GROUP BY day, feature
-ORDER BY day, feature`,
-			wantArgs: []any{"EUR", "2026-03-01", "2026-03-09"},
-		},
-		{
-			name: "dashboard revenue", sql: first(dashboardRevenueSQL(q)), args: second(dashboardRevenueSQL(q)),
-			wantSQL: `SELECT day, sum(cash) AS revenue
-FROM daily_revenue FINAL
-WHERE events > 0 AND currency = ? AND day >= toDate(?) AND day <= toDate(?)
-GROUP BY day
-ORDER BY day`,
-			wantArgs: []any{"EUR", "2026-03-01", "2026-03-09"},
 		},
 	}
 	for _, tt := range tests {

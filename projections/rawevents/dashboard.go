@@ -164,8 +164,9 @@ func quoteAll(ss []string) string {
 }
 
 // Dashboard reads the dashboard of q from the raw events: a scan of every
-// event of the range, so the API serves aggregates.Reader instead; this is
-// the reference its results are tested against. Errors: ErrInvalidQuery for
+// event of the range, so the API reads the daily aggregates instead
+// (aggregates.Analytics); this is the reference the aggregates are tested
+// against. Errors: ErrInvalidQuery for
 // a bad q, otherwise a ClickHouse error.
 func (s *ClickHouseStore) Dashboard(ctx context.Context, q DashboardQuery) (Dashboard, error) {
 	if err := q.Validate(); err != nil {

@@ -12,11 +12,11 @@ import (
 	"github.com/uvrhq/uvr/projections/rawevents"
 )
 
-// Reader answers the dashboard from the daily aggregates, never the raw
-// events: a range query reads one row per day × customer × feature ×
-// currency instead of one per event. The response is the one
-// rawevents.ClickHouseStore.Dashboard computes from the raw events, once the
-// aggregator has recomputed the dirty days. Safe for concurrent use.
+// Reader is the tests' oracle for daily_usage and daily_revenue: it reads the
+// dashboard (cash, the reporting currency only) from those aggregates, so
+// that a test can compare it with rawevents.ClickHouseStore.Dashboard over
+// the raw events once the aggregator has recomputed the dirty days. The API
+// reads the aggregates through Analytics (converted, cash or accrual).
 type Reader struct {
 	conn driver.Conn
 }
@@ -73,4 +73,27 @@ func (r *Reader) Dashboard(ctx context.Context, q rawevents.DashboardQuery) (raw
 
 func (r *Reader) query(ctx context.Context, sql string, args []any, row func(scan func(...any) error) error) error {
 	return chstore.QueryRows(ctx, r.conn, sql, args, row)
+}
+
+// dashboardUsageSQL is the dashboard's usage per day and feature over a
+// range, from the aggregates: quantity in every currency, cost in the
+// reporting one. events > 0 skips the zero rows of keys that left a day, so a
+// (day, feature) appears exactly when it has a counted event, as over the raw
+// events.
+func dashboardUsageSQL(q rawevents.DashboardQuery) (string, []any) {
+	return `SELECT day, feature, sum(quantity) AS quantity, sumIf(cost, currency = ?) AS cost
+FROM daily_usage FINAL
+WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?)
+GROUP BY day, feature
+ORDER BY day, feature`, []any{q.Currency, q.Start.String(), q.End.String()}
+}
+
+// dashboardRevenueSQL is the dashboard's cash revenue per day in the
+// reporting currency.
+func dashboardRevenueSQL(q rawevents.DashboardQuery) (string, []any) {
+	return `SELECT day, sum(cash) AS revenue
+FROM daily_revenue FINAL
+WHERE events > 0 AND currency = ? AND day >= toDate(?) AND day <= toDate(?)
+GROUP BY day
+ORDER BY day`, []any{q.Currency, q.Start.String(), q.End.String()}
 }
