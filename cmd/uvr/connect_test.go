@@ -100,7 +100,7 @@ func TestAirbyteDestinationKafka(t *testing.T) {
 	require.NoError(t, kafka.EnsureTopics(t.Context(), cfg.KafkaBrokers, []kafka.TopicSpec{{Name: cfg.AirbyteKafkaTopics[0], Partitions: 2}}))
 	m := startMain(t, cfg, Roles{API: true, Projector: true, Connectors: true})
 
-	file := samplePath(t, "airbyte-stripe/expected_records.jsonl")
+	file := sourcetest.Samples(t, "airbyte-stripe", "expected_records.jsonl")
 	want, _, start, end := expectedRevenue(t, "stripe", file)
 	// Written the way destination-kafka does: one record per message, through
 	// our publisher (a bare kafka-go Writer fails at once on a topic created

@@ -16,18 +16,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/uvrhq/uvr/connectors/airbyte"
+	"github.com/uvrhq/uvr/connectors/source/sourcetest"
 	"github.com/uvrhq/uvr/deploy/servicetest"
 	"github.com/uvrhq/uvr/pipeline/event"
 )
-
-// samplePath is a file of the shared samples, cloned beside the repository.
-func samplePath(t *testing.T, rel string) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "samples", rel)
-	require.FileExists(t, p)
-	return p
-}
 
 // expectedRevenue maps the file with the vendor's mapper and sums what the
 // dashboard must show: each event identity once, at its latest version.
@@ -84,7 +76,7 @@ func TestImportAirbyteTwiceChangesNoTotal(t *testing.T) {
 			t.Parallel()
 			cfg := testConfig(t)
 			m := startMain(t, cfg, Roles{API: true, Projector: true})
-			file := samplePath(t, tt.file)
+			file := sourcetest.Samples(t, tt.file)
 			want, events, start, end := expectedRevenue(t, tt.vendor, file)
 			require.Positive(t, events)
 			require.False(t, want.IsZero())

@@ -27,15 +27,6 @@ func packageDir() string {
 // repoRoot is the repository root (two levels up).
 func repoRoot() string { return filepath.Clean(filepath.Join(packageDir(), "..", "..")) }
 
-// sample is a file of the shared samples, cloned beside the repository.
-func sample(t testing.TB, rel string) string {
-	t.Helper()
-	p := filepath.Join(repoRoot(), "..", "shared", "samples", rel)
-	_, err := os.Stat(p)
-	require.NoError(t, err, "shared samples are cloned beside the repository")
-	return p
-}
-
 // fakerMapping is the declarative mapping of source-faker's streams that
 // connectors/mapping ships.
 func fakerMapping(t testing.TB) *mapping.Mapping {

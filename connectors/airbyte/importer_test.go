@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/uvrhq/uvr/connectors/source"
+	"github.com/uvrhq/uvr/connectors/source/sourcetest"
 	"github.com/uvrhq/uvr/pipeline/event"
 )
 
@@ -87,7 +88,7 @@ func TestImporterVendorSamples(t *testing.T) {
 		t.Run(vendor, func(t *testing.T) {
 			m, err := VendorMapper(vendor)
 			require.NoError(t, err)
-			first, s, err := importFile(t, m, sample(t, file), 10)
+			first, s, err := importFile(t, m, sourcetest.Samples(t, file), 10)
 			require.NoError(t, err)
 			assert.Positive(t, s.Records)
 			assert.Positive(t, s.Published, "%s", s)
@@ -96,7 +97,7 @@ func TestImporterVendorSamples(t *testing.T) {
 				require.NoError(t, ev.Validate())
 				assert.Equal(t, vendor, ev.Source)
 			}
-			second, _, err := importFile(t, m, sample(t, file), 10)
+			second, _, err := importFile(t, m, sourcetest.Samples(t, file), 10)
 			require.NoError(t, err)
 			assert.Equal(t, ids(first.all()), ids(second.all()))
 		})

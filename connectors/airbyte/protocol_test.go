@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/uvrhq/uvr/connectors/source/sourcetest"
 )
 
 // readAll decodes every line of r; it fails the test on an I/O error.
@@ -47,7 +48,7 @@ func kinds(t *testing.T, lines []Line) map[string]int {
 	return out
 }
 
-// Every JSONL stream of the shared protocol samples decodes, message by
+// Every JSONL stream of the recorded protocol samples decodes, message by
 // message, into the types with their fields.
 func TestDecoderOnProtocolSamples(t *testing.T) {
 	tests := []struct {
@@ -82,7 +83,7 @@ func TestDecoderOnProtocolSamples(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			f, err := os.Open(sample(t, filepath.Join("airbyte-protocol", tt.file)))
+			f, err := os.Open(sourcetest.Samples(t, "airbyte-protocol", tt.file))
 			require.NoError(t, err)
 			defer f.Close()
 			lines := readAll(t, f)
@@ -96,7 +97,7 @@ func TestDecoderOnProtocolSamples(t *testing.T) {
 // float in exponent form, per-stream states with stats, and records with a
 // namespace.
 func TestParseMessageH2SourceSample(t *testing.T) {
-	b, err := os.ReadFile(sample(t, "airbyte-protocol/h2source-expected-messages-stream-cold-start.json"))
+	b, err := os.ReadFile(sourcetest.Samples(t, "airbyte-protocol", "h2source-expected-messages-stream-cold-start.json"))
 	require.NoError(t, err)
 	var raws []json.RawMessage
 	require.NoError(t, json.Unmarshal(b, &raws))
@@ -124,7 +125,7 @@ func TestParseMessageH2SourceSample(t *testing.T) {
 func TestParseStatesProtocolSamples(t *testing.T) {
 	for _, file := range []string{"vanilla-global-states.json", "vanilla-mixed-states.json"} {
 		t.Run(file, func(t *testing.T) {
-			b, err := os.ReadFile(sample(t, filepath.Join("airbyte-protocol", file)))
+			b, err := os.ReadFile(sourcetest.Samples(t, "airbyte-protocol", file))
 			require.NoError(t, err)
 			states, err := ParseStates(b)
 			require.NoError(t, err)
@@ -144,7 +145,7 @@ func TestParseStatesProtocolSamples(t *testing.T) {
 func TestDecoderBareRecordSamples(t *testing.T) {
 	for _, dir := range []string{"airbyte-stripe", "airbyte-chargebee", "airbyte-braintree", "airbyte-recharge", "airbyte-paypal-transaction"} {
 		t.Run(dir, func(t *testing.T) {
-			f, err := os.Open(sample(t, filepath.Join(dir, "expected_records.jsonl")))
+			f, err := os.Open(sourcetest.Samples(t, dir, "expected_records.jsonl"))
 			require.NoError(t, err)
 			defer f.Close()
 			lines := readAll(t, f)

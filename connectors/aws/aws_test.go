@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -36,9 +34,7 @@ const (
 
 func sample(t *testing.T, name string) []byte {
 	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	require.True(t, ok)
-	b, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "samples", "aws", name))
+	b, err := os.ReadFile(sourcetest.Samples(t, "aws", name))
 	require.NoError(t, err)
 	return b
 }

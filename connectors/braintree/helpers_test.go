@@ -17,7 +17,7 @@ import (
 // can alter to make a variant of a real record.
 func sampleObject(t *testing.T, stream, id string) map[string]any {
 	t.Helper()
-	for _, r := range sourcetest.ReadRecords(t, sourcetest.Samples("airbyte-braintree", "expected_records.jsonl")) {
+	for _, r := range sourcetest.ReadRecords(t, sourcetest.Samples(t, "airbyte-braintree", "expected_records.jsonl")) {
 		if r.Stream != stream {
 			continue
 		}

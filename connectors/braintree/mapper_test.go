@@ -171,7 +171,7 @@ func TestMapGraphQLPaymentMatchesTheSDKRecord(t *testing.T) {
 // the raw records: captured sales +amount, captured credits −amount, nested
 // chargebacks −(amount_disputed − amount_won).
 func TestMapSampleFilePerCustomerRevenue(t *testing.T) {
-	records := sourcetest.ReadRecords(t, sourcetest.Samples("airbyte-braintree", "expected_records.jsonl"))
+	records := sourcetest.ReadRecords(t, sourcetest.Samples(t, "airbyte-braintree", "expected_records.jsonl"))
 	expected := map[string]decimal.Decimal{}
 	for _, r := range records {
 		if r.Stream != "transaction_stream" {

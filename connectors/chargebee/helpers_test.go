@@ -14,7 +14,7 @@ import (
 func sampleObject(t *testing.T, stream, id string) map[string]any {
 	t.Helper()
 	for _, file := range []string{"expected_records.jsonl", "expected_records.69da92e6.jsonl"} {
-		for _, r := range sourcetest.ReadRecords(t, sourcetest.Samples("airbyte-chargebee", file)) {
+		for _, r := range sourcetest.ReadRecords(t, sourcetest.Samples(t, "airbyte-chargebee", file)) {
 			if r.Stream != stream {
 				continue
 			}

@@ -192,7 +192,7 @@ func TestMapMalformedRecordNamesIt(t *testing.T) {
 func TestMapSampleFilesPerCustomerRevenue(t *testing.T) {
 	for _, file := range []string{"expected_records.jsonl", "expected_records.69da92e6.jsonl"} {
 		t.Run(file, func(t *testing.T) {
-			records := sourcetest.ReadRecords(t, sourcetest.Samples("airbyte-chargebee", file))
+			records := sourcetest.ReadRecords(t, sourcetest.Samples(t, "airbyte-chargebee", file))
 			expected := map[string]int64{}
 			for _, r := range records {
 				var m map[string]any

@@ -10,8 +10,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -34,13 +32,11 @@ const (
 	appKey = "dd-app-planted-fedcba9876543210"
 )
 
-// cassette returns the recorded response body of a go-vcr cassette from
-// <repo>/../shared/samples/datadog-usage, keyed by its request path.
+// cassette returns the recorded response body of a go-vcr cassette of the
+// datadog-usage samples, keyed by its request path.
 func cassette(t *testing.T, name string) (path string, body []byte) {
 	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	require.True(t, ok)
-	b, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "samples", "datadog-usage", name))
+	b, err := os.ReadFile(sourcetest.Samples(t, "datadog-usage", name))
 	require.NoError(t, err)
 	var c struct {
 		Interactions []struct {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,17 +16,9 @@ import (
 
 	"github.com/uvrhq/uvr/connectors/mapping"
 	"github.com/uvrhq/uvr/connectors/source"
+	"github.com/uvrhq/uvr/connectors/source/sourcetest"
 	"github.com/uvrhq/uvr/pipeline/event"
 )
-
-// samples is <repo>/../shared/samples, found from this file's location so
-// the tests run from any clone that has shared/ beside it.
-func samples(t *testing.T, parts ...string) string {
-	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	require.True(t, ok)
-	return filepath.Join(append([]string{filepath.Dir(file), "..", "..", "..", "shared", "samples"}, parts...)...)
-}
 
 // airbyteRecord is an Airbyte RECORD body as the samples store it.
 type airbyteRecord struct {
@@ -200,7 +191,7 @@ streams:
 func TestStripeSampleRecords(t *testing.T) {
 	m := mustParse(t, stripeMapping)
 	var got []event.Event
-	for _, rec := range readRecords(t, samples(t, "airbyte-stripe", "expected_records.jsonl")) {
+	for _, rec := range readRecords(t, sourcetest.Samples(t, "airbyte-stripe", "expected_records.jsonl")) {
 		evs, err := m.Map(rec.Stream, rec.Data)
 		require.NoError(t, err, rec.Stream)
 		got = append(got, evs...)

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -29,12 +27,10 @@ import (
 
 const apiKey = "sk-admin-planted-secret-4f3e2d1c"
 
-// sample reads <repo>/../shared/samples/openai-usage/<name>.
+// sample reads the openai-usage sample <name>.
 func sample(t *testing.T, name string) []byte {
 	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	require.True(t, ok)
-	b, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "samples", "openai-usage", name))
+	b, err := os.ReadFile(sourcetest.Samples(t, "openai-usage", name))
 	require.NoError(t, err)
 	return b
 }

@@ -22,7 +22,7 @@ type paddleRecord struct {
 // (data[]), single-entity answers (data{}) and webhook notification entities.
 func fixtureRecords(t *testing.T) []paddleRecord {
 	t.Helper()
-	dir := sourcetest.Samples("paddle", "python-sdk")
+	dir := sourcetest.Samples(t, "paddle", "python-sdk")
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	var out []paddleRecord

@@ -149,7 +149,7 @@ func TestMapInconsistentAdjustmentIsRejectedByName(t *testing.T) {
 	// items total 100 + 1949. Neither can be trusted, so the record is an
 	// error naming it (the Source skips it and lists it), never a guess.
 	var env struct{ Data json.RawMessage }
-	b, err := os.ReadFile(sourcetest.Samples("paddle", "python-sdk", "Adjustments__full_entity.json"))
+	b, err := os.ReadFile(sourcetest.Samples(t, "paddle", "python-sdk", "Adjustments__full_entity.json"))
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(b, &env))
 	var m map[string]any

@@ -69,7 +69,7 @@ func (f *fakePaddle) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func fixture(t *testing.T, name string) map[string]any {
 	t.Helper()
-	b, err := os.ReadFile(sourcetest.Samples("paddle", "python-sdk", name))
+	b, err := os.ReadFile(sourcetest.Samples(t, "paddle", "python-sdk", name))
 	require.NoError(t, err)
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(b, &m))
@@ -89,10 +89,10 @@ func newFake(t *testing.T) *fakePaddle {
 	bad := sampleObject(t, "transactions", "txn_01h857x99rw3vy424gsy6bgtfs")
 	bad["id"] = "txn_01h857x99rw3vy424gsy6bgbad"
 	bad["details"].(map[string]any)["totals"].(map[string]any)["total"] = "four hundred"
-	adjustments, err := os.ReadFile(sourcetest.Samples("paddle", "python-sdk", "Adjustments__list_default.json"))
+	adjustments, err := os.ReadFile(sourcetest.Samples(t, "paddle", "python-sdk", "Adjustments__list_default.json"))
 	require.NoError(t, err)
 	adj := strings.Replace(string(adjustments), `"has_more": false`, `"has_more": true`, 1)
-	customers, err := os.ReadFile(sourcetest.Samples("paddle", "python-sdk", "Customers__list_default.json"))
+	customers, err := os.ReadFile(sourcetest.Samples(t, "paddle", "python-sdk", "Customers__list_default.json"))
 	require.NoError(t, err)
 	return &fakePaddle{t: t, pages: map[string]map[string]string{
 		"customers": {"": string(customers)},

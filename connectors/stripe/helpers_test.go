@@ -19,7 +19,7 @@ type record struct {
 // airbyteRecords reads Airbyte's source-stripe expected records verbatim.
 func airbyteRecords(t testing.TB) []record {
 	t.Helper()
-	f, err := os.Open(filepath.Join(sourcetest.Samples(), "airbyte-stripe", "expected_records.jsonl"))
+	f, err := os.Open(sourcetest.Samples(t, "airbyte-stripe", "expected_records.jsonl"))
 	require.NoError(t, err)
 	defer f.Close()
 	var out []record
@@ -64,7 +64,7 @@ func streamRecords(t testing.TB, stream string) []json.RawMessage {
 // stripeMockResource is one resource of stripe-mock's fixtures3.json.
 func stripeMockResource(t testing.TB, name string) json.RawMessage {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(sourcetest.Samples(), "stripe-mock", "fixtures3.json"))
+	b, err := os.ReadFile(sourcetest.Samples(t, "stripe-mock", "fixtures3.json"))
 	require.NoError(t, err)
 	var f struct {
 		Resources map[string]json.RawMessage `json:"resources"`

@@ -51,7 +51,7 @@ func observeAll(t *testing.T, d *customers.Directory, evs []event.Event) {
 // the revenue streams carry resolves; the records without a customer land on
 // the unmapped customer, which is listed.
 func TestDirectoryStripeSamples(t *testing.T) {
-	records := sourcetest.ReadRecords(t, sourcetest.Samples("airbyte-stripe", "expected_records.jsonl"))
+	records := sourcetest.ReadRecords(t, sourcetest.Samples(t, "airbyte-stripe", "expected_records.jsonl"))
 	var evs []event.Event
 	type raw struct {
 		ID, Email, Name string

@@ -1,5 +1,5 @@
-// Package sourcetest holds what connector tests share: the path of the
-// recorded samples, a reader of Airbyte record files, and an in-memory
+// Package sourcetest holds what connector tests share: the recorded samples
+// (testdata/), a reader of Airbyte record files, and an in-memory
 // source.Emitter (the connector contract itself, not a stand-in for Kafka).
 package sourcetest
 
@@ -20,12 +20,19 @@ import (
 	"github.com/uvrhq/uvr/pipeline/event"
 )
 
-// Samples is the path of <repo>/../shared/samples joined with parts, found
-// from this file's location so tests work in any clone with shared/ beside it.
-func Samples(parts ...string) string {
+// Samples is the path of a recorded sample in this package's testdata (see
+// its README for origins and licences), found from this file's location so
+// any test of any package can read it from any working directory. A sample
+// that is not there fails the test with the path looked for: a test never
+// passes, or skips, without its fixture.
+func Samples(t testing.TB, parts ...string) string {
+	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "shared", "samples")
-	return filepath.Join(append([]string{root}, parts...)...)
+	p := filepath.Join(append([]string{filepath.Dir(file), "testdata"}, parts...)...)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("recorded sample %s: %v", p, err)
+	}
+	return p
 }
 
 // Record is one line of an Airbyte expected_records.jsonl file: the bare
