@@ -6,9 +6,9 @@
 // platform (Cloud or self-hosted) through its public API, consuming what the
 // platform's destination-kafka writes (Platform, DestinationKafkaHandler).
 //
-// The message types follow the Airbyte protocol v0
-// (airbyte-protocol/protocol-models/.../airbyte_protocol.yaml, copied under
-// shared/samples/airbyte-protocol). Every opaque blob (record data, state,
+// The message types follow the Airbyte protocol v0 (airbytehq/airbyte-protocol
+// @ 776eede0: protocol-models/src/main/resources/airbyte_protocol/v0/
+// airbyte_protocol.yaml). Every opaque blob (record data, state,
 // JSON schemas, connector config) stays json.RawMessage: uvr never reshapes
 // what it only passes back to the connector.
 package airbyte

@@ -23,7 +23,7 @@ import (
 const testKey = "pdl_live_apikey_01h8441jn5pcwrfhw"
 
 // fakePaddle serves the Paddle SDK's recorded list answers
-// (shared/samples/paddle/python-sdk/*__list_default.json, verbatim or split
+// (sourcetest's paddle/python-sdk/*__list_default.json, verbatim or split
 // into pages with their own meta.pagination shape); pages are chosen by the
 // "after" query parameter.
 type fakePaddle struct {
