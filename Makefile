@@ -9,7 +9,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # Test packages run two at a time on the 2-core machines this project targets.
 GOTEST_FLAGS ?= -count=1 -p 2 -timeout 25m
 
-.PHONY: build run test lint unit services-up services-down bench clean web web-test
+.PHONY: build run test check-fixtures lint unit services-up services-down bench clean web web-test
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/uvr
@@ -24,7 +24,7 @@ run: web
 	UVR_ADMIN_EMAIL='$(UVR_ADMIN_EMAIL)' UVR_ADMIN_PASSWORD='$(UVR_ADMIN_PASSWORD)' $(BIN) run --demo
 
 ## test: start the real services (ClickHouse, Kafka, Prometheus, Vault), then every test.
-test: lint services-up web-test
+test: check-fixtures lint services-up web-test
 	eval "$$(deploy/services all env)" && eval "$$(deploy/vault env)" && $(GO) test $(GOTEST_FLAGS) ./...
 
 ## web: the dashboard (dashboards/web) built into dashboards/web/dist/app, which
@@ -52,6 +52,10 @@ web-test: web
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	deploy/services clickhouse start
 	eval "$$(deploy/services clickhouse env)" && cd $(WEB) && UVR_BIN=$(CURDIR)/$(BIN) npm run e2e
+
+## check-fixtures: no tracked file reads or cites test data from outside the repository.
+check-fixtures:
+	.ci/check-fixtures
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
