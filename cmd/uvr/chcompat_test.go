@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -384,4 +385,53 @@ func TestOrderedQuery(t *testing.T) {
 	} {
 		assert.Equal(t, want, ordered(q), q)
 	}
+}
+
+// From ClickHouse 19 on, one insert may write into at most
+// max_partitions_per_insert_block (100) partitions; 18.16 has no such limit.
+// The by-day tables are PARTITION BY toYYYYMM(day), so a batch holding ten
+// years of daily history (120 months) is accepted by 18.16 and refused by a
+// current server; the same rows inserted a year at a time (12 months each)
+// pass on both. A writer must therefore never send one insert spanning more
+// than 100 months: it groups a batch's rows by month and sends at most 100
+// months per insert.
+func TestCurrentClickHouseRefusesInsertsOverMoreThan100Partitions(t *testing.T) {
+	t.Parallel()
+	const days = 3653 // 2016-01-01 to 2025-12-31
+	insert := func(from, n int) string {
+		return fmt.Sprintf(`INSERT INTO usage_by_day (day, source, id, rev, void, customer_source, customer_external_id, feature, currency, quantity, cost)
+SELECT toDate('2016-01-01') + number, 'stripe', toString(number), toUInt64(2), toUInt8(0), 'stripe', 'cus_1', 'api.calls', 'USD', toDecimal128(1, 9), toDecimal64(0.5, 9)
+FROM numbers(%d) WHERE number >= %d`, from+n, from)
+	}
+	tenYears := insert(0, days)
+	var byYear []string
+	for from := 0; from < days; from += 365 {
+		byYear = append(byYear, insert(from, min(365, days-from)))
+	}
+	ddl, err := chstore.Statements()
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	addr, database := servicetest.ClickHouseDatabase(t)
+	conn, err := chstore.Open(ctx, chstore.Config{Addr: []string{addr}, Database: database})
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, chstore.Migrate(ctx, conn, database, nil))
+	require.NoError(t, conn.Exec(ctx, tenYears), "18.16 takes ten years of days in one insert")
+	var partitions uint64
+	require.NoError(t, conn.QueryRow(ctx, "SELECT uniqExact(partition) FROM system.parts WHERE database = ? AND table = 'usage_by_day' AND active", database).Scan(&partitions))
+	require.EqualValues(t, 120, partitions)
+
+	current := runCurrent(t, map[string]any{"database": "uvr", "ddl": ddl, "tables": []tableParts{},
+		"queries": slices.Concat([]string{tenYears}, byYear, []string{"SELECT count(), uniqExact(toYYYYMM(day)) FROM usage_by_day"})})
+	for i, a := range current.DDL {
+		require.Empty(t, a.Error, ddl[i])
+	}
+	assert.Contains(t, current.Queries[0].Error, "Too many partitions for single INSERT block (more than 100)")
+	t.Logf("ClickHouse %s refuses ten years in one insert: %s", current.Version, current.Queries[0].Error)
+	for i, q := range byYear {
+		assert.Empty(t, current.Queries[1+i].Error, q)
+	}
+	assert.Equal(t, fmt.Sprintf("%d\t120\n", days), current.Queries[len(current.Queries)-1].TSV, "every day, once, from the inserts by year")
 }
