@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -436,6 +437,17 @@ func TestOrderedQuery(t *testing.T) {
 	}
 }
 
+// migratedDatabase is a new, migrated database on the shared 18.16 server.
+func migratedDatabase(t *testing.T, ctx context.Context) (driver.Conn, string) {
+	t.Helper()
+	addr, database := servicetest.ClickHouseDatabase(t)
+	conn, err := chstore.Open(ctx, chstore.Config{Addr: []string{addr}, Database: database})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	require.NoError(t, chstore.Migrate(ctx, conn, database, nil))
+	return conn, database
+}
+
 // From ClickHouse 19 on, one insert may write into at most
 // max_partitions_per_insert_block (100) partitions; 18.16 has no such limit.
 // The by-day tables are PARTITION BY toYYYYMM(day), so a batch holding ten
@@ -462,11 +474,7 @@ FROM numbers(%d) WHERE number >= %d`, from+n, from)
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	addr, database := servicetest.ClickHouseDatabase(t)
-	conn, err := chstore.Open(ctx, chstore.Config{Addr: []string{addr}, Database: database})
-	require.NoError(t, err)
-	defer conn.Close()
-	require.NoError(t, chstore.Migrate(ctx, conn, database, nil))
+	conn, database := migratedDatabase(t, ctx)
 	require.NoError(t, conn.Exec(ctx, tenYears), "18.16 takes ten years of days in one insert")
 	var partitions uint64
 	require.NoError(t, conn.QueryRow(ctx, "SELECT uniqExact(partition) FROM system.parts WHERE database = ? AND table = 'usage_by_day' AND active", database).Scan(&partitions))
@@ -483,4 +491,67 @@ FROM numbers(%d) WHERE number >= %d`, from+n, from)
 		assert.Empty(t, current.Queries[1+i].Error, q)
 	}
 	assert.Equal(t, fmt.Sprintf("%d\t120\n", days), current.Queries[len(current.Queries)-1].TSV, "every day, once, from the inserts by year")
+}
+
+// `uvr replay` swaps the rebuilt projection tables in with one RENAME TABLE
+// across three databases (chstore.SwapSQL), which the query log of
+// TestOneSQLForEveryClickHouse does not hold: the same swap, on the
+// migrated schema, on 18.16 and on the current ClickHouse.
+func TestReplaySwapOnEveryClickHouse(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	conn, database := migratedDatabase(t, ctx)
+	tables, err := chstore.ProjectionTables(ctx, conn, database)
+	require.NoError(t, err)
+	require.NotEmpty(t, tables)
+
+	// rebuilt holds copies of the live tables, with one row to tell them apart.
+	prepare := func(live string) []string {
+		stmts := []string{"CREATE DATABASE IF NOT EXISTS " + live + "_rebuilt"}
+		for _, table := range tables {
+			stmts = append(stmts, "CREATE TABLE "+live+"_rebuilt."+table+" AS "+live+"."+table)
+		}
+		return append(stmts, "INSERT INTO "+live+"_rebuilt.dirty_days (kind, day, changed_ns, done, ver) SELECT 'usage', toDate('2026-01-01'), toUInt64(1), toUInt8(0), toUInt64(2)")
+	}
+	after := func(live string) []string {
+		return []string{
+			"SELECT count() FROM " + live + ".dirty_days",
+			"SELECT name FROM system.tables WHERE database = '" + live + "_backup' ORDER BY name",
+		}
+	}
+	t.Cleanup(func() {
+		for _, db := range []string{database + "_rebuilt", database + "_backup"} {
+			assert.NoError(t, conn.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+db))
+		}
+	})
+	for _, stmt := range prepare(database) {
+		require.NoError(t, conn.Exec(ctx, stmt), stmt)
+	}
+	require.NoError(t, chstore.Swap(ctx, conn, database, database+"_rebuilt", database+"_backup", tables))
+	var old []string
+	for _, q := range after(database) {
+		var rows []string
+		require.NoError(t, chstore.QueryRows(ctx, conn, "SELECT toString(*) FROM ("+q+")", nil, func(scan func(...any) error) error {
+			var s string
+			err := scan(&s)
+			rows = append(rows, s)
+			return err
+		}))
+		old = append(old, strings.Join(rows, "\n")+"\n")
+	}
+	require.Equal(t, "1\n", old[0], "18.16 swapped the rebuilt tables in")
+
+	ddl, err := chstore.Statements()
+	require.NoError(t, err)
+	ddl = slices.Concat(ddl, prepare("uvr"), []string{"CREATE DATABASE IF NOT EXISTS uvr_backup"})
+	queries := append([]string{chstore.SwapSQL("uvr", "uvr_rebuilt", "uvr_backup", tables)}, after("uvr")...)
+	current := runCurrent(t, map[string]any{"database": "uvr", "ddl": ddl, "tables": []tableParts{}, "queries": queries})
+	for i, a := range current.DDL {
+		require.Empty(t, a.Error, ddl[i])
+	}
+	require.Empty(t, current.Queries[0].Error, queries[0])
+	for i, q := range after("uvr") {
+		assert.Equal(t, old[i], current.Queries[1+i].TSV, q)
+	}
 }
