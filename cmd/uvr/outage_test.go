@@ -94,20 +94,22 @@ func healthStatus(t *testing.T, baseURL string) int {
 
 // privateClickHouse is a ClickHouse server of this test alone, started by
 // deploy/services with its own directory and ports, so stopping it disturbs
-// no other test.
+// no other test. env adds to deploy/services' environment (NAME=VALUE).
 type privateClickHouse struct {
-	addr string
-	env  []string
+	addr    string // native protocol
+	httpURL string
+	env     []string
 }
 
-func startPrivateClickHouse(t *testing.T) *privateClickHouse {
+func startPrivateClickHouse(t *testing.T, env ...string) *privateClickHouse {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "clickhouse")
 	tcp, httpPort := freePort(t), freePort(t)
 	ch := &privateClickHouse{
-		addr: fmt.Sprintf("127.0.0.1:%d", tcp),
-		env: append(os.Environ(), "UVR_CLICKHOUSE_DIR="+dir,
-			fmt.Sprintf("UVR_CLICKHOUSE_TCP_PORT=%d", tcp), fmt.Sprintf("UVR_CLICKHOUSE_HTTP_PORT=%d", httpPort)),
+		addr:    fmt.Sprintf("127.0.0.1:%d", tcp),
+		httpURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort),
+		env: append(append(os.Environ(), "UVR_CLICKHOUSE_DIR="+dir,
+			fmt.Sprintf("UVR_CLICKHOUSE_TCP_PORT=%d", tcp), fmt.Sprintf("UVR_CLICKHOUSE_HTTP_PORT=%d", httpPort)), env...),
 	}
 	ch.start(t)
 	t.Cleanup(func() { ch.stop(t) })

@@ -90,6 +90,15 @@ func TestLoadMigrations(t *testing.T) {
 	}
 	assert.Equal(t, []string{"usage_events", "revenue_events", "customer_events", "sync_runs", "daily_aggregates", "insight_flags", "usage_pricing", "revenue_lines"}, names)
 
+	// Statements: what Migrate runs on an empty database, in its order.
+	stmts, err := Statements()
+	require.NoError(t, err)
+	want := []string{schemaMigrationsDDL}
+	for _, m := range ms {
+		want = append(want, m.statements...)
+	}
+	assert.Equal(t, want, stmts)
+
 	stmt := "CREATE TABLE x (a UInt8) ENGINE = Memory"
 	bad := []struct {
 		name string

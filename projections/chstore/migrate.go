@@ -114,6 +114,22 @@ func Migrate(ctx context.Context, conn driver.Conn, database string, logger *slo
 	return err
 }
 
+// Statements returns every statement Migrate may run on an empty database,
+// in the order it runs them: schema_migrations' DDL, then each embedded
+// migration's statements. The SQL compatibility check runs them on a current
+// ClickHouse (docs/clickhouse.md).
+func Statements() ([]string, error) {
+	ms, err := loadMigrations(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	stmts := []string{schemaMigrationsDDL}
+	for _, m := range ms {
+		stmts = append(stmts, m.statements...)
+	}
+	return stmts, nil
+}
+
 // migrate does Migrate's work for the given migrations and returns the
 // versions it applied.
 func migrate(ctx context.Context, conn driver.Conn, database string, logger *slog.Logger, ms []migration) ([]uint32, error) {
