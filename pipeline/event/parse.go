@@ -150,10 +150,10 @@ func (p *parser) event(b []byte) Event {
 	if ev.DataContentType != "" && !strings.HasPrefix(ev.DataContentType, "application/json") {
 		p.add("datacontenttype", "must be application/json when given, got %q", ev.DataContentType)
 	}
-	if t := p.optionalTime(obj, "time", "time"); t != nil {
-		ev.Time = *t
-	} else if _, ok := obj["time"]; !ok {
+	if raw, ok := obj["time"]; !ok || isNull(raw) {
 		p.add("time", "is required (RFC 3339); it decides the event's day")
+	} else if t := p.optionalTime(obj, "time", "time", maxAhead); t != nil {
+		ev.Time = *t
 	}
 
 	switch ev.Type {
@@ -216,13 +216,13 @@ func (p *parser) data(ev Event, obj map[string]json.RawMessage) Data {
 	case TypeUsage:
 		d.Feature = p.requiredString(obj, "feature", "data.feature")
 		d.Unit = p.optionalString(obj, "unit", "data.unit")
-		d.Quantity = p.decimal(obj, "quantity", "data.quantity", maxAmountDigits, true)
+		d.Quantity = p.decimal(obj, "quantity", "data.quantity", QuantityDigits, true)
 		if d.Quantity != nil && d.Quantity.IsNegative() {
 			p.add("data.quantity", "must not be negative (correct an event by sending it again with a higher data.version)")
 		}
-		d.Cost = p.decimal(obj, "cost", "data.cost", maxMoneyDigits, false)
+		d.Cost = p.decimal(obj, "cost", "data.cost", MoneyDigits, false)
 		d.Currency = p.currency(obj, d.Cost != nil)
-		d.WindowEnd = p.optionalTime(obj, "window_end", "data.window_end")
+		d.WindowEnd = p.optionalTime(obj, "window_end", "data.window_end", maxAhead)
 		if d.WindowEnd != nil && !ev.Time.IsZero() && d.WindowEnd.Before(ev.Time) {
 			p.add("data.window_end", "must not be before time")
 		}
@@ -232,7 +232,7 @@ func (p *parser) data(ev Event, obj map[string]json.RawMessage) Data {
 			p.add("data.kind", "must be one of %s, got %q", strings.Join(RevenueKinds, ", "), d.Kind)
 		}
 		subscription := strings.HasPrefix(d.Kind, "subscription_")
-		d.Amount = p.decimal(obj, "amount", "data.amount", maxMoneyDigits, !subscription)
+		d.Amount = p.decimal(obj, "amount", "data.amount", MoneyDigits, !subscription)
 		if d.Amount != nil {
 			switch d.Kind {
 			case KindRefund, KindCreditNote:
@@ -246,8 +246,8 @@ func (p *parser) data(ev Event, obj map[string]json.RawMessage) Data {
 			}
 		}
 		d.Currency = p.currency(obj, d.Amount != nil)
-		d.PeriodStart = p.optionalTime(obj, "period_start", "data.period_start")
-		d.PeriodEnd = p.optionalTime(obj, "period_end", "data.period_end")
+		d.PeriodStart = p.optionalTime(obj, "period_start", "data.period_start", maxAhead)
+		d.PeriodEnd = p.optionalTime(obj, "period_end", "data.period_end", maxPeriodAhead)
 		if (d.PeriodStart == nil) != (d.PeriodEnd == nil) {
 			p.add("data.period_end", "period_start and period_end go together")
 		} else if d.PeriodStart != nil && !d.PeriodEnd.After(*d.PeriodStart) {
@@ -339,7 +339,7 @@ func (p *parser) requiredString(obj map[string]json.RawMessage, key, field strin
 	return s
 }
 
-func (p *parser) optionalTime(obj map[string]json.RawMessage, key, field string) *time.Time {
+func (p *parser) optionalTime(obj map[string]json.RawMessage, key, field string, ahead time.Duration) *time.Time {
 	raw, ok := obj[key]
 	if !ok || isNull(raw) {
 		return nil
@@ -354,12 +354,44 @@ func (p *parser) optionalTime(obj map[string]json.RawMessage, key, field string)
 		p.add(field, "must be an RFC 3339 timestamp such as 2026-11-01T10:00:00Z, got %q", s)
 		return nil
 	}
-	if t.Year() < 1970 || t.Year() > 2999 {
-		p.add(field, "year must be between 1970 and 2999")
+	if err := checkTime(t, time.Now(), ahead); err != nil {
+		p.add(field, "%v", err)
 		return nil
 	}
 	t = t.UTC()
 	return &t
+}
+
+// minTime and maxAhead bound every timestamp of an event (time,
+// data.window_end, data.period_start): from the Unix epoch to one year after
+// now. Storage holds more (ClickHouse's DateTime ends in 2106), but an event
+// that far out is a unit or format mistake (milliseconds read as seconds, a
+// placeholder date) that would otherwise be accepted and then sit in the
+// future of every report. data.period_end may reach maxPeriodAhead: a
+// multi-year contract paid today ends years from now.
+var minTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const (
+	maxAhead       = 366 * 24 * time.Hour
+	maxPeriodAhead = 10 * 366 * 24 * time.Hour
+)
+
+// checkTime reports a timestamp outside [minTime, now+ahead], naming the
+// value and the range; nil when it is inside.
+func checkTime(t, now time.Time, ahead time.Duration) error {
+	maxT := now.Add(ahead).UTC().Truncate(time.Second)
+	if t.Before(minTime) || t.After(maxT) {
+		return fmt.Errorf("%s is outside the accepted range %s to %s (the Unix epoch to %s from now)",
+			t.UTC().Format(time.RFC3339Nano), minTime.Format(time.RFC3339), maxT.Format(time.RFC3339), aheadText(ahead))
+	}
+	return nil
+}
+
+func aheadText(ahead time.Duration) string {
+	if years := int(ahead / (366 * 24 * time.Hour)); years > 1 {
+		return fmt.Sprintf("%d years", years)
+	}
+	return "one year"
 }
 
 // decimal reads a decimal given as a JSON string or number, keeping its exact
@@ -389,18 +421,9 @@ func (p *parser) decimal(obj map[string]json.RawMessage, key, field string, intD
 		}
 		text = n.String()
 	}
-	text = strings.TrimSpace(text)
-	d, err := decimal.NewFromString(text)
-	if err != nil || text == "" {
-		p.add(field, "must be a decimal number such as \"12.50\", got %q", text)
-		return nil
-	}
-	if !d.Equal(d.Truncate(MaxScale)) {
-		p.add(field, "has more than %d decimal places", MaxScale)
-		return nil
-	}
-	if d.Abs().Cmp(decimal.New(1, int32(intDigits))) >= 0 {
-		p.add(field, "is too large (at most %d digits before the decimal point)", intDigits)
+	d, err := ParseDecimal(text, intDigits, MaxScale)
+	if err != nil {
+		p.add(field, "%v", err)
 		return nil
 	}
 	return &d
