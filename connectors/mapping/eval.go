@@ -281,7 +281,7 @@ func (v *value) decimal(s, currency string) (decimal.Decimal, error) {
 	// own bounds apply after them.
 	d, err := event.ParseDecimal(s, event.QuantityDigits+event.MaxScale, 2*event.MaxScale)
 	if err != nil {
-		return d, fmt.Errorf("%q: %w", s, err)
+		return d, fmt.Errorf("%q is not a decimal number: %w", s, err)
 	}
 	if v.v.Units == UnitsMinor {
 		if !d.IsInteger() {
