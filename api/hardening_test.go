@@ -30,7 +30,7 @@ import (
 // and an Allow header listing exactly the methods it has (TRACE got 404).
 func TestMethodNotAllowedOverEveryRoute(t *testing.T) {
 	t.Parallel()
-	server := openapiServer(t)
+	server, wrap := openapiServerAuth(t)
 	engine, ok := server.Handler().(*gin.Engine)
 	require.True(t, ok)
 	type route struct {
@@ -43,7 +43,7 @@ func TestMethodNotAllowedOverEveryRoute(t *testing.T) {
 		pattern = regexp.MustCompile(`\\\*[^/]+`).ReplaceAllString(pattern, `.*`)
 		routes = append(routes, route{r.Method, regexp.MustCompile("^" + pattern + "$")})
 	}
-	h := openapiHandler(t)
+	h := wrap(engine)
 	checked := 0
 	for _, r := range engine.Routes() {
 		path := regexp.MustCompile(`[:*][^/]+`).ReplaceAllString(r.Path, "x")
