@@ -53,11 +53,22 @@ func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("batch has %d events, more than the maximum of %d", e.Count, e.Max)
 }
 
-// Parse decodes and validates one event. The error is a *ValidationError
-// naming every problem.
+// Parse decodes and validates one event coming in (ingest, a connector's
+// output). The error is a *ValidationError naming every problem.
 func Parse(b []byte) (Event, error) {
-	var p parser
-	p.index = -1
+	return parseOne(b, time.Now())
+}
+
+// Decode reads an event already accepted, from the log: the rules of Parse
+// but the upper end of the time window, which moves with the clock. An
+// event accepted by the API's clock is never refused by a consumer whose
+// clock runs behind, and a replay years later reads what was accepted.
+func Decode(b []byte) (Event, error) {
+	return parseOne(b, time.Time{})
+}
+
+func parseOne(b []byte, now time.Time) (Event, error) {
+	p := parser{index: -1, now: now}
 	ev := p.event(b)
 	if len(p.problems) > 0 {
 		return Event{}, &ValidationError{Problems: p.problems}
@@ -79,7 +90,7 @@ func ParseBatch(b []byte, max int) ([]Event, error) {
 		return nil, &TooLargeError{Count: len(raws), Max: max}
 	}
 	events := make([]Event, len(raws))
-	var p parser
+	p := parser{now: time.Now()}
 	for i, raw := range raws {
 		p.index = i
 		events[i] = p.event(raw)
@@ -104,6 +115,7 @@ func (e Event) Validate() error {
 type parser struct {
 	index    int
 	problems []Problem
+	now      time.Time // the time window ends a year after now; zero: no upper end (Decode)
 }
 
 func (p *parser) add(field, reason string, args ...any) {
@@ -354,7 +366,7 @@ func (p *parser) optionalTime(obj map[string]json.RawMessage, key, field string,
 		p.add(field, "must be an RFC 3339 timestamp such as 2026-11-01T10:00:00Z, got %q", s)
 		return nil
 	}
-	if err := checkTime(t, time.Now(), ahead); err != nil {
+	if err := checkTime(t, p.now, ahead); err != nil {
 		p.add(field, "%v", err)
 		return nil
 	}
@@ -377,8 +389,15 @@ const (
 )
 
 // checkTime reports a timestamp outside [minTime, now+ahead], naming the
-// value and the range; nil when it is inside.
+// value and the range; nil when it is inside. A zero now checks minTime
+// only (Decode).
 func checkTime(t, now time.Time, ahead time.Duration) error {
+	if now.IsZero() {
+		if t.Before(minTime) {
+			return fmt.Errorf("%s is before %s", t.UTC().Format(time.RFC3339Nano), minTime.Format(time.RFC3339))
+		}
+		return nil
+	}
 	maxT := now.Add(ahead).UTC().Truncate(time.Second)
 	if t.Before(minTime) || t.After(maxT) {
 		return fmt.Errorf("%s is outside the accepted range %s to %s (the Unix epoch to %s from now)",

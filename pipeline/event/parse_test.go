@@ -176,6 +176,23 @@ func TestParseTimeWindowIsRelativeToNow(t *testing.T) {
 	require.ErrorContains(t, err, "(the Unix epoch to 10 years from now)")
 }
 
+// Decode reads what the log holds: the window's upper end, which moves
+// with the clock, is not applied again (a consumer whose clock runs behind
+// the API's, a replay); the rest of the rules are.
+func TestDecodeKeepsWhatWasAccepted(t *testing.T) {
+	ahead := strings.NewReplacer(`"time":"2026-11-01T10:00:00Z"`, `"time":"2200-01-01T00:00:00Z"`,
+		`"window_end":"2026-11-01T11:00:00Z"`, `"window_end":"2200-01-01T01:00:00Z"`).Replace(usageExample)
+	_, err := event.Parse([]byte(ahead))
+	require.ErrorContains(t, err, "outside the accepted range")
+	ev, err := event.Decode([]byte(ahead))
+	require.NoError(t, err)
+	assert.Equal(t, 2200, ev.Time.Year())
+	_, err = event.Decode([]byte(strings.Replace(usageExample, `"time":"2026-11-01T10:00:00Z"`, `"time":"1969-01-01T00:00:00Z"`, 1)))
+	require.ErrorContains(t, err, "time: 1969-01-01T00:00:00Z is before 1970-01-01T00:00:00Z")
+	_, err = event.Decode([]byte(strings.Replace(usageExample, `"quantity":"125000"`, `"quantity":"1e-30000000"`, 1)))
+	require.ErrorContains(t, err, "has an exponent beyond")
+}
+
 func TestParseBatch(t *testing.T) {
 	good := usageExample
 	bad := strings.Replace(usageExample, `"feature":"gpt-4o.input_tokens",`, ``, 1)
