@@ -66,6 +66,29 @@ const (
 	maxCustomerLimit     = 1000
 )
 
+// maxPageRows bounds one page of the long lists (GET /api/timeseries, the
+// customers of GET /api/mrr, GET /api/customer-references): limit defaults
+// to it and cannot exceed it; offset and the total page through the rest.
+// A year of daily rows for 130 features fits in one page.
+const maxPageRows = 50_000
+
+// pageParams reads limit (1..maxPageRows, default maxPageRows) and offset.
+func pageParams(c *gin.Context) (limit, offset int, err error) {
+	if limit, err = intParam(c, "limit", maxPageRows, 1, maxPageRows); err != nil {
+		return 0, 0, err
+	}
+	if offset, err = intParam(c, "offset", 0, 0, 1<<30); err != nil {
+		return 0, 0, err
+	}
+	return limit, offset, nil
+}
+
+// page is rows[offset:offset+limit], within bounds.
+func page[T any](rows []T, limit, offset int) []T {
+	rows = rows[min(offset, len(rows)):]
+	return rows[:min(limit, len(rows))]
+}
+
 // registerAnalytics adds the per-customer, per-feature and time-series
 // routes. GET /api/customers/:id is registered next to the POST identity
 // routes (/customers/link…): Gin tells them apart by method.
@@ -142,6 +165,7 @@ type seriesBody struct {
 	GroupBy   string      `json:"group_by"`
 	By        string      `json:"by"`
 	Series    []seriesRow `json:"series"`
+	Total     int         `json:"total"` // rows of every page
 	DateRange dateRange   `json:"date_range"`
 	Currency  string      `json:"currency"`
 	Basis     string      `json:"basis"`
@@ -239,13 +263,12 @@ func (s *Server) listCustomers(c *gin.Context) {
 		return cmp.Or(c, cmp.Compare(a.ID, b.ID))
 	})
 	total := len(rows)
-	rows = rows[min(offset, total):]
-	rows = rows[:min(limit, len(rows))]
+	rows = page(rows, limit, offset)
 	if format == "csv" {
 		header := []string{"id", "external_id", "name", "plan", "usage", "revenue", "revenue_per_unit", "cost", "profit", "margin_percentage"}
 		records := make([][]string, len(rows))
 		for i, r := range rows {
-			records[i] = []string{r.ID, r.ExternalID, r.Name, r.Plan, r.Usage.String(), r.Revenue.String(),
+			records[i] = []string{csvText(r.ID), csvText(r.ExternalID), csvText(r.Name), csvText(r.Plan), r.Usage.String(), r.Revenue.String(),
 				optString(r.RevenuePerUnit), r.Cost.String(), r.Profit.String(), optString(r.MarginPercentage)}
 		}
 		s.writeCSV(c, "customers.csv", header, records)
@@ -333,7 +356,7 @@ func (s *Server) listFeatures(c *gin.Context) {
 	if format == "csv" {
 		records := make([][]string, len(rows))
 		for i, f := range rows {
-			records[i] = []string{f.Feature, f.Usage.String(), f.UnpricedQuantity.String(), f.Cost.String(), f.Revenue.String(), f.Profit.String(), optString(f.MarginPercentage)}
+			records[i] = []string{csvText(f.Feature), f.Usage.String(), f.UnpricedQuantity.String(), f.Cost.String(), f.Revenue.String(), f.Profit.String(), optString(f.MarginPercentage)}
 		}
 		s.writeCSV(c, "features.csv", []string{"feature", "usage", "unpriced_quantity", "cost", "revenue", "profit", "margin_percentage"}, records)
 		return
@@ -368,6 +391,11 @@ func (s *Server) timeSeries(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	limit, offset, err := pageParams(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
 	ctx := c.Request.Context()
 	points, err := s.cfg.Analytics.Reader.Series(ctx, r, period, c.Query("customer_id"))
 	if err != nil {
@@ -391,15 +419,17 @@ func (s *Server) timeSeries(c *gin.Context) {
 		key = func(p aggregates.Point) string { return plans[p.CustomerID] }
 	}
 	rows := seriesRows(points, key)
+	total := len(rows)
+	rows = page(rows, limit, offset)
 	if format == "csv" {
 		records := make([][]string, len(rows))
 		for i, p := range rows {
-			records[i] = []string{p.Period.String(), p.Key, p.Usage.String(), p.Cost.String(), p.Revenue.String(), p.Profit.String()}
+			records[i] = []string{p.Period.String(), csvText(p.Key), p.Usage.String(), p.Cost.String(), p.Revenue.String(), p.Profit.String()}
 		}
 		s.writeCSV(c, "timeseries.csv", []string{"period", "key", "usage", "cost", "revenue", "profit"}, records)
 		return
 	}
-	body := seriesBody{GroupBy: groupBy, By: by, Series: rows}
+	body := seriesBody{GroupBy: groupBy, By: by, Series: rows, Total: total}
 	body.DateRange, body.Currency, body.Basis, body.TZ = echo(c, r)
 	c.JSON(http.StatusOK, body)
 }
@@ -455,7 +485,15 @@ func formatParam(c *gin.Context) (string, error) {
 }
 
 // writeCSV answers text/csv: a header row, then the records; numbers in
-// the exact text of their JSON form, an absent (null) one empty.
+// the exact text of their JSON form, an absent (null) one empty. Every
+// text cell that comes from outside goes through csvText.
+//
+// The rule against formula injection: a spreadsheet opening the file runs a
+// cell that starts with =, +, -, @, tab or CR as a formula. Text cells
+// (names, ids, features, plans: anything a source or a client chose) are
+// neutralised by csvText. Number cells are never touched: they are the
+// decimal text uvr itself formats ("-12.5" is a refund, and must stay a
+// number a spreadsheet sums), never text from outside.
 func (s *Server) writeCSV(c *gin.Context, filename string, header []string, records [][]string) {
 	c.Header("Content-Type", "text/csv; charset=utf-8")
 	c.Header("Content-Disposition", `attachment; filename="`+filename+`"`)
@@ -463,6 +501,16 @@ func (s *Server) writeCSV(c *gin.Context, filename string, header []string, reco
 	w := csv.NewWriter(c.Writer)
 	_ = w.Write(header)
 	_ = w.WriteAll(records) // a write error is a gone client: nothing left to answer
+}
+
+// csvText neutralises a text cell a spreadsheet would run as a formula by
+// prefixing it with an apostrophe (OWASP's advice: shown as text, the
+// apostrophe hidden); other text is written as it is.
+func csvText(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }
 
 var hundred = decimal.NewFromInt(100)

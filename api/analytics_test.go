@@ -167,7 +167,12 @@ func TestAnalyticsRoutes(t *testing.T) {
 		{"no rate", "/api/features", "/api/features?currency=JPY&" + rng, 400, []string{`"field":"currency"`, "JPY"}},
 		{"dashboard", "/api/dashboard", "/api/dashboard?" + rng, 200, []string{`"total_revenue":34,`, `"basis":"accrual"`,
 			`{"feature_name":"tokens","usage_count":50,"unpriced_quantity":0,"total_cost":10.6,`}},
-		{"mrr", "/api/mrr", "/api/mrr?" + rng, 200, []string{`"months":[{"month":"2026-03","mrr":0,`}},
+		{"mrr", "/api/mrr", "/api/mrr?" + rng, 200, []string{`"months":[{"month":"2026-03","mrr":0,`, `"customers_total":0`}},
+		{"mrr bad limit", "/api/mrr", "/api/mrr?limit=0&" + rng, 400, []string{"limit must be an integer from 1 to 50000"}},
+		{"timeseries page", "/api/timeseries", "/api/timeseries?group_by=week&by=customer&limit=1&offset=1&" + rng, 200,
+			[]string{`"series":[{"period":"2026-03-09","key":"` + proj + `","usage":40,"cost":9.1,"revenue":14,"profit":4.9}],"total":2`}},
+		{"timeseries past the end", "/api/timeseries", "/api/timeseries?offset=100&" + rng, 200, []string{`"series":[],"total":`}},
+		{"timeseries limit too large", "/api/timeseries", "/api/timeseries?limit=50001&" + rng, 400, []string{"limit must be an integer from 1 to 50000"}},
 		{"fx rates", "/api/fx-rates", "/api/fx-rates", 200, []string{`"source":"file","rates":[{"date":"2026-03-01","base":"EUR","quote":"USD","rate":1.1}]`}},
 		{"revenue mapping", "/api/revenue-mapping", "/api/revenue-mapping", 200, []string{`{"source":"none","mappings":[]}`}},
 		{"bad basis", "/api/features", "/api/features?basis=daily", 400, []string{`"field":"basis"`}},
@@ -251,6 +256,21 @@ func TestRevenueSettingsRoutes(t *testing.T) {
 	assert.Contains(t, body, `"field":"mappings[1].plan"`)
 	assert.Contains(t, body, `"field":"mappings[1].feature"`)
 
+	// CSV exports neutralise text a spreadsheet would run as a formula (the
+	// mapping's feature name is free text) and leave numbers, negative
+	// ones included, as numbers.
+	code, body = do(http.MethodPut, "/api/revenue-mapping", `{"mappings":[{"plan":"pro","feature":"=HYPERLINK(\"http://x\",\"y\")"}]}`)
+	require.Equal(t, http.StatusOK, code, body)
+	_, body = do(http.MethodGet, "/api/features?format=csv&"+rng, "")
+	records, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	require.NoError(t, err)
+	assert.Contains(t, records, []string{`'=HYPERLINK("http://x","y")`, "0", "0", "0", "20", "20", "100"})
+	assert.Contains(t, records, []string{"images", "2", "0", "0.25", "0", "-0.25", ""})
+	_, body = do(http.MethodGet, "/api/timeseries?by=feature&format=csv&"+rng, "")
+	assert.Contains(t, body, `'=HYPERLINK(`)
+	code, body = do(http.MethodPut, "/api/revenue-mapping", `{"mappings":[]}`)
+	require.Equal(t, http.StatusOK, code, body)
+
 	// A rate correction applies to history at once: 10 EUR at 1.2.
 	code, body = do(http.MethodPut, "/api/fx-rates", `{"rates":[{"date":"2026-03-01","base":"EUR","quote":"USD","rate":1.2}]}`)
 	require.Equal(t, http.StatusOK, code, body)
@@ -263,6 +283,19 @@ func TestRevenueSettingsRoutes(t *testing.T) {
 	assert.Contains(t, body, `"field":"rates[0].rate"`)
 	code, _ = do(http.MethodPut, "/api/fx-rates", `{"rates":[{"date":"March","base":"EUR","quote":"USD","rate":1}]}`)
 	assert.Equal(t, http.StatusBadRequest, code)
+	// A hostile exponent is refused from its text, by field.
+	code, body = do(http.MethodPut, "/api/fx-rates", `{"rates":[{"date":"2026-03-01","base":"EUR","quote":"USD","rate":9e99999999}]}`)
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, body, `{"index":0,"field":"rates[0].rate","reason":"has an exponent beyond what the field holds`)
+
+	// Both settings bodies are bounded: 413 naming the limit.
+	huge := `{"rates":[` + strings.Repeat(`{"date":"2026-03-01","base":"EUR","quote":"USD","rate":1.1},`, 80_000) + `]}`
+	code, body = do(http.MethodPut, "/api/fx-rates", huge)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, code)
+	assert.Contains(t, body, "request body is larger than the limit of 4194304 bytes")
+	code, body = do(http.MethodPut, "/api/revenue-mapping", `{"mappings":[`+strings.Repeat(`{"plan":"pro","feature":"tokens"},`, 150_000)+`]}`)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, code)
+	assert.Contains(t, body, "request body is larger than the limit of 4194304 bytes")
 }
 
 func TestAnalyticsRoutesDisabled(t *testing.T) {

@@ -230,7 +230,7 @@ func (s *Server) login(c *gin.Context) {
 		s.writeError(c, fieldError("password", "password is required"))
 		return
 	}
-	u, token, err := s.cfg.Auth.Login(c, username, password)
+	u, token, err := s.logins.login(c, username, password) // loginguard.go: limits, then the check
 	if err != nil {
 		s.writeError(c, err)
 		return

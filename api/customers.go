@@ -104,6 +104,7 @@ type customerReferenceBody struct {
 
 type referencesBody struct {
 	References []customerReferenceBody `json:"references"`
+	Total      int                     `json:"total"` // references of every page
 }
 
 // linkReference serves POST /api/customers/link.
@@ -170,7 +171,7 @@ func (s *Server) splitCustomer(c *gin.Context) {
 	c.JSON(http.StatusOK, splitResponse{Customer: customerOf(left), NewCustomer: customerOf(created)})
 }
 
-// listReferences serves GET /api/customer-references?unmapped=true|false.
+// listReferences serves GET /api/customer-references?unmapped=true|false&limit=&offset=.
 func (s *Server) listReferences(c *gin.Context) {
 	unmapped := false
 	if v, ok := c.GetQuery("unmapped"); ok {
@@ -181,13 +182,18 @@ func (s *Server) listReferences(c *gin.Context) {
 		}
 		unmapped = b
 	}
+	limit, offset, err := pageParams(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
 	refs, err := s.cfg.Customers.References(c.Request.Context(), unmapped)
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	body := referencesBody{References: make([]customerReferenceBody, 0, len(refs))}
-	for _, r := range refs {
+	body := referencesBody{References: make([]customerReferenceBody, 0, min(limit, len(refs))), Total: len(refs)}
+	for _, r := range page(refs, limit, offset) {
 		body.References = append(body.References, customerReferenceBody{
 			Source: r.Source, ExternalID: r.ExternalID, CustomerID: r.CustomerID,
 			CustomerName: r.CustomerName, Rule: string(r.Rule), Email: r.Email,

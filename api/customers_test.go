@@ -100,6 +100,15 @@ func TestCustomerRoutes(t *testing.T) {
 	require.Len(t, refs, 5)
 	assert.Equal(t, map[string]any{"source": "chargebee", "external_id": "ann-1", "customer_id": ann,
 		"customer_name": "ann-1", "rule": "email", "email": "ann@example.com"}, refs[0], "sorted by source, then external id")
+	assert.Equal(t, 5.0, body["total"])
+
+	// Paged: limit and offset over the same order, the total of every page.
+	code, body = send(t, h, http.MethodGet, "/api/customer-references?limit=2&offset=1", "")
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Equal(t, refs[1:3], body["references"])
+	assert.Equal(t, 5.0, body["total"])
+	code, _ = send(t, h, http.MethodGet, "/api/customer-references?limit=50001", "")
+	assert.Equal(t, http.StatusBadRequest, code)
 
 	code, body = send(t, h, http.MethodGet, "/api/customer-references?unmapped=true", "")
 	require.Equal(t, http.StatusOK, code, body)

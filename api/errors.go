@@ -21,8 +21,12 @@ const (
 	KindTooLarge    = "too_large"
 	KindUnsupported = "unsupported_media_type"
 	KindNotFound    = "not_found"
-	KindConflict    = "conflict"
-	KindUnavailable = "unavailable"
+	// KindMethodNotAllowed: the path exists, not with this method (405).
+	KindMethodNotAllowed = "method_not_allowed"
+	// KindTooManyRequests: a rate limit (429, with Retry-After).
+	KindTooManyRequests = "too_many_requests"
+	KindConflict        = "conflict"
+	KindUnavailable     = "unavailable"
 	// KindUnauthorized: no, bad or expired credentials (401 with
 	// WWW-Authenticate); KindForbidden: the role may not do this (403).
 	KindUnauthorized = "unauthorized"
@@ -65,6 +69,10 @@ func statusOf(kind string) int {
 		return http.StatusUnsupportedMediaType
 	case KindNotFound:
 		return http.StatusNotFound
+	case KindMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case KindTooManyRequests:
+		return http.StatusTooManyRequests
 	case KindConflict:
 		return http.StatusConflict
 	case KindUnauthorized:

@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"time"
@@ -41,6 +40,15 @@ func (s *Server) postEvents(c *gin.Context) {
 		s.rejectEvents(c, err)
 		return
 	}
+	// Kafka refuses a record over its size limit for good: answering 503
+	// ("retry") would make the client retry forever.
+	for i, m := range msgs {
+		if len(m.Payload) > s.cfg.MaxEventBytes {
+			s.rejectEvents(c, &Error{Kind: KindTooLarge, Detail: fmt.Sprintf(
+				"event %d (%s) is %d bytes encoded, more than the limit of %d bytes per event", i, events[i].ID, len(m.Payload), s.cfg.MaxEventBytes)})
+			return
+		}
+	}
 	for _, m := range msgs {
 		m.SetContext(c.Request.Context())
 	}
@@ -69,13 +77,9 @@ func (s *Server) readEvents(c *gin.Context) ([]event.Event, error) {
 			"Content-Type must be %s (one event) or %s (a batch), got %q", contentTypeEvent, contentTypeBatch, c.GetHeader("Content-Type"))}
 	}
 
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes))
+	body, err := s.readBody(c, s.cfg.MaxBodyBytes)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("request body is larger than %d bytes", s.cfg.MaxBodyBytes)}
-		}
-		return nil, invalid("could not read the request body: " + err.Error())
+		return nil, err
 	}
 
 	batch := mediaType == contentTypeBatch

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/shopspring/decimal"
 
 	"github.com/uvrhq/uvr/pipeline/event"
 	"github.com/uvrhq/uvr/projections/pricing"
@@ -46,10 +46,10 @@ type fxRatesBody struct {
 
 type fxRatesRequest struct {
 	Rates []struct {
-		Date  string          `json:"date"`
-		Base  string          `json:"base"`
-		Quote string          `json:"quote"`
-		Rate  decimal.Decimal `json:"rate"`
+		Date  string      `json:"date"`
+		Base  string      `json:"base"`
+		Quote string      `json:"quote"`
+		Rate  exactNumber `json:"rate"`
 	} `json:"rates"`
 }
 
@@ -88,7 +88,7 @@ func (s *Server) getFXRates(c *gin.Context) {
 // query time, so the new rates apply to all history at once.
 func (s *Server) putFXRates(c *gin.Context) {
 	var req fxRatesRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := s.decodeBody(c, &req); err != nil {
 		s.writeError(c, err)
 		return
 	}
@@ -103,7 +103,11 @@ func (s *Server) putFXRates(c *gin.Context) {
 		if err != nil {
 			problems = append(problems, event.Problem{Index: i, Field: fmt.Sprintf("rates[%d].date", i), Reason: "must be a date as YYYY-MM-DD, got " + quote(r.Date)})
 		}
-		rates[i] = pricing.FXRate{Day: day, Base: r.Base, Quote: r.Quote, Rate: r.Rate}
+		rate, err := event.ParseDecimal(string(r.Rate), event.MoneyDigits, event.MaxScale)
+		if err != nil {
+			problems = append(problems, event.Problem{Index: i, Field: fmt.Sprintf("rates[%d].rate", i), Reason: err.Error()})
+		}
+		rates[i] = pricing.FXRate{Day: day, Base: r.Base, Quote: r.Quote, Rate: rate}
 	}
 	if len(problems) > 0 {
 		s.writeError(c, &Error{Kind: KindInvalid, Detail: "invalid FX rates", Problems: problems})
@@ -128,10 +132,18 @@ func (s *Server) putFXRates(c *gin.Context) {
 	s.getFXRates(c)
 }
 
-// decodeBody reads a JSON body strictly: unknown fields are an error
-// naming them.
-func decodeBody(c *gin.Context, v any) error {
-	dec := json.NewDecoder(c.Request.Body)
+// maxSettingsBody bounds a PUT of the FX table or the revenue mapping:
+// years of daily rates of a few dozen pairs.
+const maxSettingsBody = 4 << 20
+
+// decodeBody reads a JSON body of at most maxSettingsBody strictly: unknown
+// fields are an error naming them.
+func (s *Server) decodeBody(c *gin.Context, v any) error {
+	body, err := s.readBody(c, maxSettingsBody)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return &Error{Kind: KindInvalid, Detail: "the body must be JSON of the documented shape: " + err.Error(),

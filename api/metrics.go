@@ -15,6 +15,7 @@ type metrics struct {
 	eventsRejected  *prometheus.CounterVec
 	publishDuration prometheus.Histogram
 	publishErrors   prometheus.Counter
+	loginsRefused   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -45,11 +46,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "uvr_ingest_publish_errors_total",
 			Help: "Ingest requests whose events Kafka did not acknowledge.",
 		}),
+		loginsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "uvr_api_logins_refused_total",
+			Help: "Password logins refused before the password check, by reason (rate_limited: 429; busy: every check slot taken, 503).",
+		}, []string{"reason"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.requestDuration, m.eventsAccepted, m.eventsRejected, m.publishDuration, m.publishErrors} {
+	for _, c := range []prometheus.Collector{m.requests, m.requestDuration, m.eventsAccepted, m.eventsRejected, m.publishDuration, m.publishErrors, m.loginsRefused} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register api metrics: %w", err)
 		}

@@ -44,12 +44,14 @@ type mrrCustomerBody struct {
 type mrrBody struct {
 	Months    []mrrMonthBody    `json:"months"`
 	Customers []mrrCustomerBody `json:"customers"`
-	DateRange dateRange         `json:"date_range"`
-	Currency  string            `json:"currency"`
-	TZ        string            `json:"tz"`
+	// CustomersTotal is the customer rows of every page (limit, offset).
+	CustomersTotal int       `json:"customers_total"`
+	DateRange      dateRange `json:"date_range"`
+	Currency       string    `json:"currency"`
+	TZ             string    `json:"tz"`
 }
 
-// mrr serves GET /api/mrr?start_date=&end_date=&currency=&tz=&customer_id=&format=:
+// mrr serves GET /api/mrr?start_date=&end_date=&currency=&tz=&customer_id=&format=&limit=&offset=:
 // per month of the range the MRR at its end with its movements, and each
 // customer's MRR at each month end. MRR is a property of subscription lines,
 // not of a basis: basis is accepted (as on every money route) and ignored.
@@ -69,17 +71,24 @@ func (s *Server) mrr(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	limit, offset, err := pageParams(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
 	m, err := s.cfg.Analytics.MRR.MRR(c.Request.Context(), r, c.Query("customer_id"))
 	if err != nil {
 		s.writeError(c, s.analyticsError(err))
 		return
 	}
-	body := mrrBody{Months: make([]mrrMonthBody, len(m.Months)), Customers: make([]mrrCustomerBody, len(m.Customers))}
+	// The months are bounded by the range; the customer × month rows are paged.
+	custs := page(m.Customers, limit, offset)
+	body := mrrBody{Months: make([]mrrMonthBody, len(m.Months)), Customers: make([]mrrCustomerBody, len(custs)), CustomersTotal: len(m.Customers)}
 	body.DateRange, body.Currency, _, body.TZ = echo(c, r)
 	for i, mm := range m.Months {
 		body.Months[i] = monthBody(mm)
 	}
-	for i, cm := range m.Customers {
+	for i, cm := range custs {
 		body.Customers[i] = mrrCustomerBody{CustomerID: cm.Customer, Month: cm.Month.String(), MRR: num(cm.MRR)}
 	}
 	if format == "csv" {

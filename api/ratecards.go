@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -133,14 +132,9 @@ func (s *Server) putRateCards(c *gin.Context) {
 		s.writeError(c, &Error{Kind: KindUnsupported, Detail: fmt.Sprintf("content type %q: send the card file as application/json or application/yaml", ct)})
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxRateCardBody))
+	body, err := s.readBody(c, maxRateCardBody)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			s.writeError(c, &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("request body is larger than %d bytes", maxRateCardBody)})
-			return
-		}
-		s.writeError(c, invalid("could not read the request body"))
+		s.writeError(c, err)
 		return
 	}
 	change, err := s.cfg.RateCards.SetOverride(c.Request.Context(), body)

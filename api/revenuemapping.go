@@ -38,7 +38,7 @@ func (s *Server) putRevenueMapping(c *gin.Context) {
 	var req struct {
 		Mappings []revsettings.PlanFeature `json:"mappings"`
 	}
-	if err := decodeBody(c, &req); err != nil {
+	if err := s.decodeBody(c, &req); err != nil {
 		s.writeError(c, err)
 		return
 	}

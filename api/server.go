@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -41,9 +42,23 @@ type Config struct {
 	Version           string        // reported by /health
 	EventsTopic       string        // where accepted events are published
 	MaxBatchEvents    int           // events in one batch request, default 5000
-	MaxBodyBytes      int64         // request body limit, default 16 MiB
+	MaxBodyBytes      int64         // request body limit of every route, default 16 MiB
 	ReportingCurrency string        // default USD
 	HealthTimeout     time.Duration // per dependency check, default 2s
+
+	// MaxEventBytes bounds one event as published: Kafka refuses a record
+	// over its message.max.bytes (1 MiB by default) for good, so a larger
+	// event is a 413, never a 503 to retry. Default 512 KiB.
+	MaxEventBytes int
+	// Timeouts of the HTTP server (net/http): reading the headers (default
+	// 10s), the whole request (default 1m), writing the response (default
+	// 1m; POST /api/sync extends its own by SyncWait) and an idle keep-alive
+	// connection (default 2m). They stop slow clients from holding
+	// connections.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
 
 	Publisher Publisher
 	Health    []HealthCheck
@@ -77,6 +92,13 @@ type Config struct {
 	// document needs a bearer token or an API key (auth.go). There is no
 	// open mode.
 	Auth Auth
+	// Logins bounds password logins (loginguard.go); zero values take
+	// DefaultLoginLimits.
+	Logins LoginLimits
+	// TrustedProxies are the addresses (CIDR or IP) of reverse proxies
+	// whose X-Forwarded-For names the client; default none, so a client
+	// cannot choose the address the login limits count it under.
+	TrustedProxies []string
 	// CORSOrigins may call the API from a browser; default
 	// http://localhost:3000. The server's own origin is always allowed.
 	CORSOrigins []string
@@ -114,6 +136,24 @@ func (c *Config) setDefaults() {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 16 << 20
 	}
+	if c.MaxEventBytes <= 0 {
+		c.MaxEventBytes = 512 << 10
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = time.Minute
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = time.Minute
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 2 * time.Minute
+	}
+	if c.SyncWait <= 0 {
+		c.SyncWait = DefaultSyncWait
+	}
 	if c.ReportingCurrency == "" {
 		c.ReportingCurrency = "USD"
 	}
@@ -129,6 +169,7 @@ type Server struct {
 	engine  *gin.Engine
 	metrics *metrics
 	http    *http.Server
+	logins  *loginGuard
 }
 
 // New builds the routes. It does not listen yet.
@@ -143,12 +184,21 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "api"), metrics: m}
 
+	s.logins = newLoginGuard(cfg.Auth, cfg.Logins, func(reason string) { m.loginsRefused.WithLabelValues(reason).Inc() })
+
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
+	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("api: trusted proxies: %w", err)
+	}
 	e.ContextWithFallback = true // c.Done()/c.Value reach the request context
+	// A method a route does not have is 405 with Allow (RFC 9110), not 404.
+	e.HandleMethodNotAllowed = true
 	// CORS before anything that may refuse a request: a preflight carries no
-	// credentials and must be answered as such.
-	e.Use(s.recoverer, s.observe, corsMiddleware(cfg.CORSOrigins))
+	// credentials and must be answered as such. limitBody before any handler
+	// reads a body: every route has a ceiling, routes with smaller bodies
+	// set their own on top.
+	e.Use(s.recoverer, s.observe, corsMiddleware(cfg.CORSOrigins), s.limitBody)
 	e.GET("/health", s.health)
 	api := e.Group("/api", s.authenticate) // auth.go: public routes pass
 	api.GET("/health", s.health)
@@ -177,6 +227,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Gatherer != nil {
 		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{Registry: cfg.Registerer})))
 	}
+	e.NoMethod(func(c *gin.Context) {
+		// Gin has set Allow to the methods the path has.
+		s.writeError(c, &Error{Kind: KindMethodNotAllowed, Detail: fmt.Sprintf(
+			"%s is not allowed on %s; allowed: %s", c.Request.Method, c.Request.URL.Path, c.Writer.Header().Get("Allow"))})
+	})
 	e.NoRoute(func(c *gin.Context) {
 		if s.serveWeb(c) {
 			return
@@ -184,7 +239,8 @@ func New(cfg Config) (*Server, error) {
 		s.writeError(c, &Error{Kind: KindNotFound, Detail: fmt.Sprintf("no route %s %s", c.Request.Method, c.Request.URL.Path)})
 	})
 	s.engine = e
-	s.http = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: e, ReadHeaderTimeout: cfg.ReadHeaderTimeout, ReadTimeout: cfg.ReadTimeout,
+		WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout}
 	return s, nil
 }
 
@@ -224,6 +280,30 @@ func (s *Server) recoverer(c *gin.Context) {
 		}
 	}()
 	c.Next()
+}
+
+// limitBody bounds every request body by MaxBodyBytes; reading past it
+// fails with *http.MaxBytesError, which readBody turns into a 413.
+func (s *Server) limitBody(c *gin.Context) {
+	if c.Request.Body != nil {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
+	}
+	c.Next()
+}
+
+// readBody reads a body of at most limit bytes (within MaxBodyBytes): a
+// larger one is a 413 naming the limit.
+func (s *Server) readBody(c *gin.Context, limit int64) ([]byte, error) {
+	limit = min(limit, s.cfg.MaxBodyBytes)
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("request body is larger than the limit of %d bytes", min(limit, tooLarge.Limit))}
+	case err != nil:
+		return nil, invalid("could not read the request body: " + err.Error())
+	}
+	return body, nil
 }
 
 // observe records every request's route, status and latency.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -193,13 +192,9 @@ func (s *Server) testService(c *gin.Context) {
 // readJSON decodes a bounded JSON object body into v. Decoding errors are
 // described without quoting the body: it carries credentials.
 func (s *Server) readJSON(c *gin.Context, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxServiceBody))
+	body, err := s.readBody(c, maxServiceBody)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("request body is larger than %d bytes", maxServiceBody)}
-		}
-		return invalid("could not read the request body")
+		return err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return invalid("request body is empty: a JSON object is expected")

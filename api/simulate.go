@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -79,48 +80,40 @@ type planRequest struct {
 	OveragePrice     *numberOrPerName `json:"overage_price"`
 }
 
-// exactNumber is a JSON number or a decimal string, read from its text.
-type exactNumber struct{ decimal.Decimal }
+// exactNumber is a JSON number or a decimal string, kept as its text:
+// simulationInput parses it with its field's bounds (event.ParseDecimal), so
+// a hostile exponent is refused by name before any big number exists.
+type exactNumber string
 
 func (n *exactNumber) UnmarshalJSON(b []byte) error {
-	s := string(bytes.TrimSpace(b))
-	if strings.HasPrefix(s, `"`) {
-		if err := json.Unmarshal(b, &s); err != nil {
+	t := bytes.TrimSpace(b)
+	if len(t) > 0 && t[0] == '"' {
+		var s string
+		if err := json.Unmarshal(t, &s); err != nil {
 			return err
 		}
+		*n = exactNumber(s)
+		return nil
 	}
-	d, err := decimal.NewFromString(s)
-	if err != nil {
-		return fmt.Errorf("want a decimal number, got %s", quote(s))
+	if len(t) == 0 || (t[0] != '-' && (t[0] < '0' || t[0] > '9')) {
+		return fmt.Errorf("want a decimal number, got %s", t)
 	}
-	n.Decimal = d
+	*n = exactNumber(t)
 	return nil
 }
 
 // numberOrPerName is one number for everything, or an object of a number per feature.
 type numberOrPerName struct {
-	all    *decimal.Decimal
-	byName map[string]decimal.Decimal
+	all    *exactNumber
+	byName map[string]exactNumber
 }
 
 func (n *numberOrPerName) UnmarshalJSON(b []byte) error {
 	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '{' {
-		var m map[string]exactNumber
-		if err := json.Unmarshal(t, &m); err != nil {
-			return err
-		}
-		n.byName = make(map[string]decimal.Decimal, len(m))
-		for k, v := range m {
-			n.byName[k] = v.Decimal
-		}
-		return nil
+		return json.Unmarshal(t, &n.byName)
 	}
-	var v exactNumber
-	if err := v.UnmarshalJSON(b); err != nil {
-		return err
-	}
-	n.all = &v.Decimal
-	return nil
+	n.all = new(exactNumber)
+	return n.all.UnmarshalJSON(b)
 }
 
 type totalsBody struct {
@@ -163,7 +156,12 @@ func (s *Server) simulate(c *gin.Context) {
 		return
 	}
 	var req simulateRequest
-	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, maxSimulateBody))
+	raw, err := s.readBody(c, maxSimulateBody)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		s.writeError(c, simulateBodyError(err))
@@ -217,7 +215,10 @@ func (s *Server) simulate(c *gin.Context) {
 	for _, id := range in.Customers {
 		in.Revenue = append(in.Revenue, whatif.Revenue{CustomerID: id, Amount: revenue[id]})
 	}
-	res, err := whatif.Simulate(in)
+	res, err := whatif.Simulate(ctx, in)
+	if ctx.Err() != nil {
+		return // the client went away: nobody reads an answer
+	}
 	if err != nil {
 		s.writeError(c, invalid(err.Error()))
 		return
@@ -241,11 +242,7 @@ func totalsOf(t whatif.Totals) totalsBody {
 // simulateBodyError names the field of a body that does not decode.
 func simulateBodyError(err error) error {
 	var typeErr *json.UnmarshalTypeError
-	var maxErr *http.MaxBytesError
-	switch {
-	case errors.As(err, &maxErr):
-		return &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("the body exceeds %d bytes", maxSimulateBody)}
-	case errors.As(err, &typeErr) && typeErr.Field != "":
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
 		return fieldError(typeErr.Field, "want a "+typeErr.Value+" of another type: "+typeErr.Error())
 	}
 	msg := err.Error()
@@ -287,63 +284,48 @@ func (s *Server) simulationInput(req simulateRequest) (whatif.Input, aggregates.
 		add("basis", "basis must be cash or accrual, got "+quote(req.Basis))
 	}
 	if p := req.Plan; p != nil {
+		// parse reads one number of the plan, never negative, within the
+		// digits of its kind (event.ParseDecimal).
+		parse := func(field string, text exactNumber, intDigits int) (decimal.Decimal, bool) {
+			d, err := event.ParseDecimal(string(text), intDigits, event.MaxScale)
+			switch {
+			case err != nil:
+				add(field, field+" "+err.Error())
+			case d.IsNegative():
+				add(field, field+" must not be negative, got "+d.String())
+			default:
+				return d, true
+			}
+			return decimal.Decimal{}, false
+		}
+		parseEach := func(field string, n *numberOrPerName, intDigits int) (map[string]decimal.Decimal, *decimal.Decimal) {
+			if n == nil {
+				return nil, nil
+			}
+			if n.all != nil {
+				d, _ := parse(field, *n.all, intDigits)
+				return nil, &d
+			}
+			byName := make(map[string]decimal.Decimal, len(n.byName))
+			for _, name := range slices.Sorted(maps.Keys(n.byName)) {
+				byName[name], _ = parse(field+"."+name, n.byName[name], intDigits)
+			}
+			return byName, nil
+		}
 		plan := &whatif.Plan{}
-		switch {
-		case p.Price == nil:
+		if p.Price == nil {
 			add("plan.price", "plan.price is required (per month, in the currency)")
-		case p.Price.IsNegative():
-			add("plan.price", "plan.price must not be negative, got "+p.Price.String())
-		default:
-			plan.Price = p.Price.Decimal
+		} else {
+			plan.Price, _ = parse("plan.price", *p.Price, event.MoneyDigits)
 		}
-		if q := p.IncludedQuantity; q != nil {
-			plan.Included, plan.IncludedTotal = q.byName, q.all
-			for _, f := range sortedNames(q) {
-				if v := q.get(f); v.IsNegative() {
-					add("plan.included_quantity"+suffix(f), "an included quantity must not be negative, got "+v.String())
-				}
-			}
-		}
-		if o := p.OveragePrice; o != nil {
-			plan.Overage, plan.OverageAll = o.byName, o.all
-			for _, f := range sortedNames(o) {
-				if v := o.get(f); v.IsNegative() {
-					add("plan.overage_price"+suffix(f), "an overage price must not be negative, got "+v.String())
-				}
-			}
-		}
+		plan.Included, plan.IncludedTotal = parseEach("plan.included_quantity", p.IncludedQuantity, event.QuantityDigits)
+		plan.Overage, plan.OverageAll = parseEach("plan.overage_price", p.OveragePrice, event.MoneyDigits)
 		in.Plan = plan
 	}
 	if len(problems) > 0 {
 		return in, r, &Error{Kind: KindInvalid, Detail: problems[0].Reason, Problems: problems}
 	}
 	return in, r, nil
-}
-
-func sortedNames(n *numberOrPerName) []string {
-	if n.all != nil {
-		return []string{""}
-	}
-	names := make([]string, 0, len(n.byName))
-	for k := range n.byName {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	return names
-}
-
-func (n *numberOrPerName) get(name string) decimal.Decimal {
-	if name == "" && n.all != nil {
-		return *n.all
-	}
-	return n.byName[name]
-}
-
-func suffix(name string) string {
-	if name == "" {
-		return ""
-	}
-	return "." + name
 }
 
 // simulatedCard puts the request's card file (a JSON object in the card

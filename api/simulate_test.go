@@ -131,6 +131,17 @@ func TestSimulateRoute(t *testing.T) {
 		{"negative price", `{"start_date":"2026-03-01","end_date":"2026-03-31","plan":{"price":-1}}`, 400, []string{`"field":"plan.price"`}},
 		{"no price", `{"start_date":"2026-03-01","end_date":"2026-03-31","plan":{}}`, 400, []string{`"field":"plan.price"`}},
 		{"negative quota", `{"start_date":"2026-03-01","end_date":"2026-03-31","plan":{"price":1,"included_quantity":-5}}`, 400, []string{`"field":"plan.included_quantity"`}},
+		// Hostile exponents are refused from their text, by field, before
+		// any arithmetic (they used to take seconds to minutes of CPU each).
+		{"huge price exponent", `{"start_date":"2026-03-01","end_date":"2026-03-31","plan":{"price":9e99999999}}`, 400,
+			[]string{`"field":"plan.price"`, "has an exponent beyond what the field holds"}},
+		{"tiny quota exponent", `{"start_date":"2026-03-01","end_date":"2026-03-31","plan":{"price":1,"included_quantity":"1e-30000000"}}`, 400,
+			[]string{`"field":"plan.included_quantity"`, "has an exponent beyond"}},
+		{"huge overage exponent", `{"start_date":"2026-03-01","end_date":"2026-03-31","plan":{"price":1,"overage_price":{"api.calls":"1e999999999999"}}}`, 400,
+			[]string{`"field":"plan.overage_price.api.calls"`, "has an exponent beyond"}},
+		{"price too precise", `{"start_date":"2026-03-01","end_date":"2026-03-31","plan":{"price":"0.0000000001"}}`, 400,
+			[]string{`"field":"plan.price"`, "more than 9 decimal places"}},
+		{"price not a number", `{"start_date":"2026-03-01","end_date":"2026-03-31","plan":{"price":true}}`, 400, []string{"want a decimal number"}},
 		{"unknown field", `{"start_date":"2026-03-01","end_date":"2026-03-31","coupon":"x"}`, 400, []string{`"field":"coupon"`}},
 		{"invalid card", `{"start_date":"2026-03-01","end_date":"2026-03-31","rate_card":{"cards":[{"provider":"internal","version":"1","source":"s","as_of":"2026-01-01","per":1,"models":[{"model":"api","prices":{"calls":"x"}}]}]}}`,
 			400, []string{`"field":"rate_card.cards[0] (internal 1).effective_from"`, `"field":"rate_card.cards[0] (internal 1).models[0] (api).prices.calls"`}},

@@ -212,13 +212,18 @@ func newSyncAPI(t *testing.T, wait time.Duration, release <-chan struct{}) *sync
 		_ = sub.Close()
 	})
 
+	// A write timeout shorter than SyncWait: POST /api/sync extends its own.
+	const writeTimeout = 500 * time.Millisecond
 	cfg := api.Config{
 		EventsTopic: events, Publisher: pub, Services: a.registry, Sync: engine, SyncWait: wait, Logger: logger,
+		WriteTimeout: writeTimeout,
 	}
 	wrap := withAuth(t, &cfg)
 	srv, err := api.New(cfg)
 	require.NoError(t, err)
-	hs := httptest.NewServer(wrap(srv.Handler()))
+	hs := httptest.NewUnstartedServer(wrap(srv.Handler()))
+	hs.Config.WriteTimeout = writeTimeout
+	hs.Start()
 	t.Cleanup(hs.Close)
 	a.url = hs.URL
 	return a

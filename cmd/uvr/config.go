@@ -33,6 +33,13 @@ type Config struct {
 	ClickHouseUser     string
 	ClickHousePassword string
 
+	// Timeouts of the API's HTTP server (api.Config): headers, whole
+	// request, response (POST /api/sync extends its own) and idle keep-alive.
+	HTTPReadHeaderTimeout time.Duration
+	HTTPReadTimeout       time.Duration
+	HTTPWriteTimeout      time.Duration
+	HTTPIdleTimeout       time.Duration
+
 	BatchSize      int
 	FlushInterval  time.Duration
 	MaxBatchEvents int
@@ -85,6 +92,10 @@ type Config struct {
 	AdminEmail    string
 	AdminPassword string
 	CORSOrigins   []string
+	// TrustedProxies may set X-Forwarded-For (the address login limits
+	// count); LoginConcurrency bounds the password checks run at once.
+	TrustedProxies   []string
+	LoginConcurrency int
 }
 
 func defaultConfig() Config {
@@ -114,6 +125,13 @@ func defaultConfig() Config {
 		VaultPrefix:         "uvr/services",
 		TokenTTL:            12 * time.Hour,
 		CORSOrigins:         []string{"http://localhost:3000"},
+
+		// API hardening (api.Config, docs/operations.md "Hardening").
+		HTTPReadHeaderTimeout: 10 * time.Second,
+		HTTPReadTimeout:       time.Minute,
+		HTTPWriteTimeout:      time.Minute,
+		HTTPIdleTimeout:       2 * time.Minute,
+		LoginConcurrency:      4,
 	}
 }
 
@@ -123,6 +141,14 @@ func (cfg *Config) bind(fs *pflag.FlagSet) {
 	withEnv := func(name, env string) { withEnv(fs, name, env) }
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address the API listens on")
 	withEnv("http-addr", "UVR_HTTP_ADDR")
+	fs.DurationVar(&cfg.HTTPReadHeaderTimeout, "http-read-header-timeout", cfg.HTTPReadHeaderTimeout, "API: longest wait for a request's headers")
+	withEnv("http-read-header-timeout", "UVR_HTTP_READ_HEADER_TIMEOUT")
+	fs.DurationVar(&cfg.HTTPReadTimeout, "http-read-timeout", cfg.HTTPReadTimeout, "API: longest time to read a whole request, body included")
+	withEnv("http-read-timeout", "UVR_HTTP_READ_TIMEOUT")
+	fs.DurationVar(&cfg.HTTPWriteTimeout, "http-write-timeout", cfg.HTTPWriteTimeout, "API: longest time to answer a request (POST /api/sync adds its own wait)")
+	withEnv("http-write-timeout", "UVR_HTTP_WRITE_TIMEOUT")
+	fs.DurationVar(&cfg.HTTPIdleTimeout, "http-idle-timeout", cfg.HTTPIdleTimeout, "API: longest an idle keep-alive connection stays open")
+	withEnv("http-idle-timeout", "UVR_HTTP_IDLE_TIMEOUT")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "address of /metrics and /health for uvr project (the API serves its own)")
 	withEnv("metrics-addr", "UVR_METRICS_ADDR")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for local state (the embedded broker's log)")
@@ -215,6 +241,10 @@ func (cfg *Config) bind(fs *pflag.FlagSet) {
 	withEnv("admin-password", "UVR_ADMIN_PASSWORD")
 	fs.StringSliceVar(&cfg.CORSOrigins, "cors-origins", cfg.CORSOrigins, "browser origins allowed to call the API, comma separated (the server's own origin always is)")
 	withEnv("cors-origins", "UVR_CORS_ORIGINS")
+	fs.StringSliceVar(&cfg.TrustedProxies, "trusted-proxies", cfg.TrustedProxies, "reverse proxies (IPs or CIDRs, comma separated) whose X-Forwarded-For names the client; default none")
+	withEnv("trusted-proxies", "UVR_TRUSTED_PROXIES")
+	fs.IntVar(&cfg.LoginConcurrency, "login-concurrency", cfg.LoginConcurrency, "password checks (argon2id, 19 MiB each) run at once; more logins wait")
+	withEnv("login-concurrency", "UVR_LOGIN_CONCURRENCY")
 }
 
 const envAnnotation = "uvr_env"

@@ -22,7 +22,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shopspring/decimal"
+	"github.com/uvrhq/uvr/pipeline/event"
 )
 
 // MessageType is AirbyteMessage.type.
@@ -68,9 +68,11 @@ func (m *Millis) UnmarshalJSON(b []byte) error {
 	if text == "null" {
 		return nil
 	}
-	d, err := decimal.NewFromString(text)
+	// On the text first (event.ParseDecimal): IntPart of 9e99999999 would
+	// build a number of a hundred million digits.
+	d, err := event.ParseDecimal(text, 16, 9)
 	if err != nil {
-		return fmt.Errorf("emitted_at: want epoch milliseconds, got %s", text)
+		return fmt.Errorf("emitted_at: want epoch milliseconds, got %s: %w", text, err)
 	}
 	*m = Millis(d.IntPart())
 	return nil

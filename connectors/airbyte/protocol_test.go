@@ -221,6 +221,7 @@ func TestParseMessageValidation(t *testing.T) {
 		{`{"type":"RECORD","record":{"data":{},"emitted_at":1}}`, "without record.stream"},
 		{`{"type":"RECORD","record":{"stream":"s","data":[1],"emitted_at":1}}`, "record.data must be a JSON object"},
 		{`{"type":"RECORD","record":{"stream":"s","data":{},"emitted_at":"soon"}}`, "emitted_at"},
+		{`{"type":"RECORD","record":{"stream":"s","data":{},"emitted_at":9e99999999}}`, "emitted_at: want epoch milliseconds, got 9e99999999: has an exponent beyond"},
 		{`{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"users"},"stream_state":{}}}}`, ""},
 		{`{"type":"STATE","state":{"type":"STREAM"}}`, "state.stream.stream_descriptor.name"},
 		{`{"type":"STATE","state":{"type":"GLOBAL","global":{"stream_states":[]}}}`, ""},

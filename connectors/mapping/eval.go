@@ -275,9 +275,13 @@ func scalar(r gjson.Result, path string) (string, bool, error) {
 // decimal parses the text exactly and applies the unit, factor, sign and
 // rounding rules, in that order.
 func (v *value) decimal(s, currency string) (decimal.Decimal, error) {
-	d, err := decimal.NewFromString(strings.TrimSpace(s))
+	// Bounded on the text (event.ParseDecimal): a record's 1e-30000000 is
+	// refused before the arithmetic below builds millions of digits. The
+	// bounds leave room for minor units, multiply and divide; the event's
+	// own bounds apply after them.
+	d, err := event.ParseDecimal(s, event.QuantityDigits+event.MaxScale, 2*event.MaxScale)
 	if err != nil {
-		return d, fmt.Errorf("%q is not a decimal number", s)
+		return d, fmt.Errorf("%q is not a decimal number: %w", s, err)
 	}
 	if v.v.Units == UnitsMinor {
 		if !d.IsInteger() {
@@ -349,9 +353,9 @@ func parseTime(v Value, s string) (time.Time, error) {
 	case "", FormatRFC3339:
 		t, err = time.Parse(time.RFC3339Nano, s)
 	case FormatUnix, FormatUnixMS:
-		d, e := decimal.NewFromString(s)
+		d, e := event.ParseDecimal(s, 16, 9) // milliseconds until year 318857, nanoseconds
 		if e != nil {
-			return t, fmt.Errorf("%q is not a %s timestamp", s, v.Format)
+			return t, fmt.Errorf("%q is not a %s timestamp: %w", s, v.Format, e)
 		}
 		if v.Format == FormatUnixMS {
 			d = d.Shift(-3)

@@ -263,6 +263,7 @@ func TestDecimalRules(t *testing.T) {
 		{"sign abs", `{path: n, sign: abs}`, `{path: v, sign: negative}`, `{"n": -4, "v": -2}`, "4", "-2", ""},
 		{"sign negate of negative", `{path: n, sign: negate}`, `{path: v, sign: negative}`, `{"n": -4, "v": 2}`, "4", "-2", ""},
 		{"not a number", `{path: n}`, `{path: v}`, `{"n": "lots", "v": 1}`, "", "", `quantity: "lots" is not a decimal number`},
+		{"hostile exponent", `{path: n}`, `{path: v}`, `{"n": 1e-30000000, "v": 1}`, "", "", `quantity: "1e-30000000" is not a decimal number: has an exponent beyond what the field holds`},
 		{"missing quantity", `{path: n}`, `{path: v}`, `{"v": 1}`, "", "", `quantity: path "n" is missing or null`},
 		{"null quantity", `{path: n}`, `{path: v}`, `{"n": null, "v": 1}`, "", "", `quantity: path "n" is missing or null`},
 		{"object quantity", `{path: n}`, `{path: v}`, `{"n": {"a": 1}, "v": 1}`, "", "", `path "n" is a JSON object or array`},
@@ -320,6 +321,7 @@ func TestTimeFormats(t *testing.T) {
 		{"wrong format", `{path: t, format: unix}`, `"2026-11-01"`, "", `time: "2026-11-01" is not a unix timestamp`},
 		{"not rfc3339", `{path: t}`, `"2026-11-01 10:00"`, "", `time: "2026-11-01 10:00" is not a time in format rfc3339`},
 		{"ms read as seconds", `{path: t, format: unix}`, `1701882752716`, "", "outside the years 1970-2999"},
+		{"hostile exponent", `{path: t, format: unix}`, `9e99999999`, "", `time: "9e99999999" is not a unix timestamp: has an exponent beyond`},
 		{"missing", `{path: nope}`, `0`, "", `time: path "nope" is missing`},
 	}
 	for _, tt := range tests {

@@ -278,7 +278,10 @@ func TestSkipIsRecorded(t *testing.T) {
 		bad := usageEvent("svc-s-negative")
 		q := bad.Data.Quantity.Neg()
 		bad.Data.Quantity = &q
-		return out.Emit(ctx, []event.Event{bad, usageEvent("svc-s-fine")}, nil)
+		// Out of the time window (pipeline/event): skipped, not published.
+		future := usageEvent("svc-s-future")
+		future.Time = time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)
+		return out.Emit(ctx, []event.Event{bad, future, usageEvent("svc-s-fine")}, nil)
 	}
 	services.add(Service{ID: "svc-s", Type: "stripe"}, func() (source.Source, error) { return src, nil })
 	e := env.engine(t, services, "engine-1", nil, nil)
@@ -286,10 +289,11 @@ func TestSkipIsRecorded(t *testing.T) {
 	run, err := e.Run(t.Context(), "svc-s", TriggerManual)
 	require.NoError(t, err)
 	assert.Equal(t, StatusSucceeded, run.Status)
-	assert.EqualValues(t, 2, run.RecordsSkipped)
-	assert.EqualValues(t, 1+2+6, run.RecordsRead)
+	assert.EqualValues(t, 3, run.RecordsSkipped)
+	assert.EqualValues(t, 1+3+6, run.RecordsRead)
 	assert.EqualValues(t, 7, run.EventsEmitted)
 	assert.NotContains(t, env.eventIDs(t), "svc-s-negative")
+	assert.NotContains(t, env.eventIDs(t), "svc-s-future")
 	assert.Contains(t, env.eventIDs(t), "svc-s-fine")
 
 	listed, err := env.runs.List(t.Context(), "svc-s", 1)
@@ -299,7 +303,8 @@ func TestSkipIsRecorded(t *testing.T) {
 	assert.Contains(t, log, "skipped invoice in_bad: amount_paid is not an integer")
 	assert.Contains(t, log, "skipped event testsrc/svc-s-negative: ")
 	assert.Contains(t, log, "data.quantity")
-	assert.EqualValues(t, 2, listed[0].RecordsSkipped)
+	assert.Contains(t, log, "skipped event testsrc/svc-s-future: invalid event: time: 2999-01-01T00:00:00Z is outside the accepted range 1970-01-01T00:00:00Z to ")
+	assert.EqualValues(t, 3, listed[0].RecordsSkipped)
 }
 
 // A run whose service is unknown is recorded as failed, so whoever waits for

@@ -52,9 +52,12 @@ var RevenueKinds = []string{
 // Decimal(18,9) per event and quantities Decimal(38,9) in ClickHouse. A value
 // outside them is rejected at ingest rather than rounded later.
 const (
-	MaxScale        = 9
-	maxMoneyDigits  = 18 - MaxScale // integer digits of Decimal(18,9)
-	maxAmountDigits = 38 - MaxScale // integer digits of Decimal(38,9)
+	MaxScale = 9
+	// MoneyDigits and QuantityDigits are the integer digits of Decimal(18,9)
+	// and Decimal(38,9): the bounds ParseDecimal callers pass for money and
+	// quantities.
+	MoneyDigits    = 18 - MaxScale
+	QuantityDigits = 38 - MaxScale
 )
 
 // Event is one validated v1 event. Construct it with Parse or ParseBatch (or

@@ -53,11 +53,22 @@ func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("batch has %d events, more than the maximum of %d", e.Count, e.Max)
 }
 
-// Parse decodes and validates one event. The error is a *ValidationError
-// naming every problem.
+// Parse decodes and validates one event coming in (ingest, a connector's
+// output). The error is a *ValidationError naming every problem.
 func Parse(b []byte) (Event, error) {
-	var p parser
-	p.index = -1
+	return parseOne(b, time.Now())
+}
+
+// Decode reads an event already accepted, from the log: the rules of Parse
+// but the upper end of the time window, which moves with the clock. An
+// event accepted by the API's clock is never refused by a consumer whose
+// clock runs behind, and a replay years later reads what was accepted.
+func Decode(b []byte) (Event, error) {
+	return parseOne(b, time.Time{})
+}
+
+func parseOne(b []byte, now time.Time) (Event, error) {
+	p := parser{index: -1, now: now}
 	ev := p.event(b)
 	if len(p.problems) > 0 {
 		return Event{}, &ValidationError{Problems: p.problems}
@@ -79,7 +90,7 @@ func ParseBatch(b []byte, max int) ([]Event, error) {
 		return nil, &TooLargeError{Count: len(raws), Max: max}
 	}
 	events := make([]Event, len(raws))
-	var p parser
+	p := parser{now: time.Now()}
 	for i, raw := range raws {
 		p.index = i
 		events[i] = p.event(raw)
@@ -104,6 +115,7 @@ func (e Event) Validate() error {
 type parser struct {
 	index    int
 	problems []Problem
+	now      time.Time // the time window ends a year after now; zero: no upper end (Decode)
 }
 
 func (p *parser) add(field, reason string, args ...any) {
@@ -150,10 +162,10 @@ func (p *parser) event(b []byte) Event {
 	if ev.DataContentType != "" && !strings.HasPrefix(ev.DataContentType, "application/json") {
 		p.add("datacontenttype", "must be application/json when given, got %q", ev.DataContentType)
 	}
-	if t := p.optionalTime(obj, "time", "time"); t != nil {
-		ev.Time = *t
-	} else if _, ok := obj["time"]; !ok {
+	if raw, ok := obj["time"]; !ok || isNull(raw) {
 		p.add("time", "is required (RFC 3339); it decides the event's day")
+	} else if t := p.optionalTime(obj, "time", "time", maxAhead); t != nil {
+		ev.Time = *t
 	}
 
 	switch ev.Type {
@@ -216,13 +228,13 @@ func (p *parser) data(ev Event, obj map[string]json.RawMessage) Data {
 	case TypeUsage:
 		d.Feature = p.requiredString(obj, "feature", "data.feature")
 		d.Unit = p.optionalString(obj, "unit", "data.unit")
-		d.Quantity = p.decimal(obj, "quantity", "data.quantity", maxAmountDigits, true)
+		d.Quantity = p.decimal(obj, "quantity", "data.quantity", QuantityDigits, true)
 		if d.Quantity != nil && d.Quantity.IsNegative() {
 			p.add("data.quantity", "must not be negative (correct an event by sending it again with a higher data.version)")
 		}
-		d.Cost = p.decimal(obj, "cost", "data.cost", maxMoneyDigits, false)
+		d.Cost = p.decimal(obj, "cost", "data.cost", MoneyDigits, false)
 		d.Currency = p.currency(obj, d.Cost != nil)
-		d.WindowEnd = p.optionalTime(obj, "window_end", "data.window_end")
+		d.WindowEnd = p.optionalTime(obj, "window_end", "data.window_end", maxAhead)
 		if d.WindowEnd != nil && !ev.Time.IsZero() && d.WindowEnd.Before(ev.Time) {
 			p.add("data.window_end", "must not be before time")
 		}
@@ -232,7 +244,7 @@ func (p *parser) data(ev Event, obj map[string]json.RawMessage) Data {
 			p.add("data.kind", "must be one of %s, got %q", strings.Join(RevenueKinds, ", "), d.Kind)
 		}
 		subscription := strings.HasPrefix(d.Kind, "subscription_")
-		d.Amount = p.decimal(obj, "amount", "data.amount", maxMoneyDigits, !subscription)
+		d.Amount = p.decimal(obj, "amount", "data.amount", MoneyDigits, !subscription)
 		if d.Amount != nil {
 			switch d.Kind {
 			case KindRefund, KindCreditNote:
@@ -246,8 +258,8 @@ func (p *parser) data(ev Event, obj map[string]json.RawMessage) Data {
 			}
 		}
 		d.Currency = p.currency(obj, d.Amount != nil)
-		d.PeriodStart = p.optionalTime(obj, "period_start", "data.period_start")
-		d.PeriodEnd = p.optionalTime(obj, "period_end", "data.period_end")
+		d.PeriodStart = p.optionalTime(obj, "period_start", "data.period_start", maxAhead)
+		d.PeriodEnd = p.optionalTime(obj, "period_end", "data.period_end", maxPeriodAhead)
 		if (d.PeriodStart == nil) != (d.PeriodEnd == nil) {
 			p.add("data.period_end", "period_start and period_end go together")
 		} else if d.PeriodStart != nil && !d.PeriodEnd.After(*d.PeriodStart) {
@@ -339,7 +351,7 @@ func (p *parser) requiredString(obj map[string]json.RawMessage, key, field strin
 	return s
 }
 
-func (p *parser) optionalTime(obj map[string]json.RawMessage, key, field string) *time.Time {
+func (p *parser) optionalTime(obj map[string]json.RawMessage, key, field string, ahead time.Duration) *time.Time {
 	raw, ok := obj[key]
 	if !ok || isNull(raw) {
 		return nil
@@ -354,12 +366,51 @@ func (p *parser) optionalTime(obj map[string]json.RawMessage, key, field string)
 		p.add(field, "must be an RFC 3339 timestamp such as 2026-11-01T10:00:00Z, got %q", s)
 		return nil
 	}
-	if t.Year() < 1970 || t.Year() > 2999 {
-		p.add(field, "year must be between 1970 and 2999")
+	if err := checkTime(t, p.now, ahead); err != nil {
+		p.add(field, "%v", err)
 		return nil
 	}
 	t = t.UTC()
 	return &t
+}
+
+// minTime and maxAhead bound every timestamp of an event (time,
+// data.window_end, data.period_start): from the Unix epoch to one year after
+// now. Storage holds more (ClickHouse's DateTime ends in 2106), but an event
+// that far out is a unit or format mistake (milliseconds read as seconds, a
+// placeholder date) that would otherwise be accepted and then sit in the
+// future of every report. data.period_end may reach maxPeriodAhead: a
+// multi-year contract paid today ends years from now.
+var minTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const (
+	maxAhead       = 366 * 24 * time.Hour
+	maxPeriodAhead = 10 * 366 * 24 * time.Hour
+)
+
+// checkTime reports a timestamp outside [minTime, now+ahead], naming the
+// value and the range; nil when it is inside. A zero now checks minTime
+// only (Decode).
+func checkTime(t, now time.Time, ahead time.Duration) error {
+	if now.IsZero() {
+		if t.Before(minTime) {
+			return fmt.Errorf("%s is before %s", t.UTC().Format(time.RFC3339Nano), minTime.Format(time.RFC3339))
+		}
+		return nil
+	}
+	maxT := now.Add(ahead).UTC().Truncate(time.Second)
+	if t.Before(minTime) || t.After(maxT) {
+		return fmt.Errorf("%s is outside the accepted range %s to %s (the Unix epoch to %s from now)",
+			t.UTC().Format(time.RFC3339Nano), minTime.Format(time.RFC3339), maxT.Format(time.RFC3339), aheadText(ahead))
+	}
+	return nil
+}
+
+func aheadText(ahead time.Duration) string {
+	if years := int(ahead / (366 * 24 * time.Hour)); years > 1 {
+		return fmt.Sprintf("%d years", years)
+	}
+	return "one year"
 }
 
 // decimal reads a decimal given as a JSON string or number, keeping its exact
@@ -389,18 +440,9 @@ func (p *parser) decimal(obj map[string]json.RawMessage, key, field string, intD
 		}
 		text = n.String()
 	}
-	text = strings.TrimSpace(text)
-	d, err := decimal.NewFromString(text)
-	if err != nil || text == "" {
-		p.add(field, "must be a decimal number such as \"12.50\", got %q", text)
-		return nil
-	}
-	if !d.Equal(d.Truncate(MaxScale)) {
-		p.add(field, "has more than %d decimal places", MaxScale)
-		return nil
-	}
-	if d.Abs().Cmp(decimal.New(1, int32(intDigits))) >= 0 {
-		p.add(field, "is too large (at most %d digits before the decimal point)", intDigits)
+	d, err := ParseDecimal(text, intDigits, MaxScale)
+	if err != nil {
+		p.add(field, "%v", err)
 		return nil
 	}
 	return &d

@@ -119,6 +119,22 @@ func TestParseProblems(t *testing.T) {
 			[]string{"data.period_end: must be after period_start"}},
 		{"attribute object", strings.Replace(usageExample, `{"model":"gpt-4o"}`, `{"model":{"x":1}}`, 1),
 			[]string{"data.attributes.model: must be a string, number or boolean"}},
+		{"huge negative exponent", strings.Replace(usageExample, `"quantity":"125000"`, `"quantity":"1e-30000000"`, 1),
+			[]string{"data.quantity: has an exponent beyond what the field holds"}},
+		{"huge exponent as a JSON number", strings.Replace(usageExample, `"cost":"0.3125"`, `"cost":9e99999999`, 1),
+			[]string{"data.cost: has an exponent beyond what the field holds"}},
+		{"huge amount exponent", strings.Replace(revenueExample, `"49.00"`, `"1e999999999999"`, 1),
+			[]string{"data.amount: has an exponent beyond what the field holds"}},
+		{"null time", strings.Replace(usageExample, `"time":"2026-11-01T10:00:00Z"`, `"time":null`, 1),
+			[]string{"time: is required"}},
+		{"time before 1970", strings.Replace(usageExample, `"time":"2026-11-01T10:00:00Z"`, `"time":"1969-12-31T23:59:59Z"`, 1),
+			[]string{"time: 1969-12-31T23:59:59Z is outside the accepted range 1970-01-01T00:00:00Z to "}},
+		{"time in 2999", strings.Replace(usageExample, `"time":"2026-11-01T10:00:00Z"`, `"time":"2999-01-01T00:00:00Z"`, 1),
+			[]string{"time: 2999-01-01T00:00:00Z is outside the accepted range"}},
+		{"window_end after 2106", strings.Replace(usageExample, `"window_end":"2026-11-01T11:00:00Z"`, `"window_end":"2107-01-01T00:00:00Z"`, 1),
+			[]string{"data.window_end: 2107-01-01T00:00:00Z is outside the accepted range"}},
+		{"period_start far ahead", strings.Replace(strings.Replace(revenueExample, `"period_start":"2026-11-01T00:00:00Z"`, `"period_start":"2100-11-01T00:00:00Z"`, 1), `"period_end":"2026-12-01T00:00:00Z"`, `"period_end":"2100-12-01T00:00:00Z"`, 1),
+			[]string{"data.period_start: 2100-11-01T00:00:00Z is outside", "data.period_end: 2100-12-01T00:00:00Z is outside"}},
 		{"zero version", strings.Replace(usageExample, `"version":1`, `"version":0`, 1),
 			[]string{"data.version: must be a positive integer"}},
 	}
@@ -138,6 +154,43 @@ func TestParseProblems(t *testing.T) {
 			assert.Len(t, got, len(tt.want), "exactly the expected problems: %q", got)
 		})
 	}
+}
+
+// The window follows the clock: one year ahead for the event's time, ten
+// for the end of a service period (multi-year contracts).
+func TestParseTimeWindowIsRelativeToNow(t *testing.T) {
+	now := time.Now().UTC()
+	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+	body := func(when, periodEnd string) string {
+		b := strings.Replace(revenueExample, `"time":"2026-11-01T10:00:00Z"`, `"time":"`+when+`"`, 1)
+		b = strings.Replace(b, `"period_start":"2026-11-01T00:00:00Z"`, `"period_start":"`+when+`"`, 1)
+		return strings.Replace(b, `"period_end":"2026-12-01T00:00:00Z"`, `"period_end":"`+periodEnd+`"`, 1)
+	}
+	_, err := event.Parse([]byte(body(at(360*24*time.Hour), at(9*366*24*time.Hour))))
+	require.NoError(t, err, "a year ahead and a nine-year contract are accepted")
+	_, err = event.Parse([]byte(body(at(368*24*time.Hour), at(400*24*time.Hour))))
+	require.ErrorContains(t, err, "time: ")
+	require.ErrorContains(t, err, "(the Unix epoch to one year from now)")
+	_, err = event.Parse([]byte(body(at(0), at(11*366*24*time.Hour))))
+	require.ErrorContains(t, err, "data.period_end: ")
+	require.ErrorContains(t, err, "(the Unix epoch to 10 years from now)")
+}
+
+// Decode reads what the log holds: the window's upper end, which moves
+// with the clock, is not applied again (a consumer whose clock runs behind
+// the API's, a replay); the rest of the rules are.
+func TestDecodeKeepsWhatWasAccepted(t *testing.T) {
+	ahead := strings.NewReplacer(`"time":"2026-11-01T10:00:00Z"`, `"time":"2200-01-01T00:00:00Z"`,
+		`"window_end":"2026-11-01T11:00:00Z"`, `"window_end":"2200-01-01T01:00:00Z"`).Replace(usageExample)
+	_, err := event.Parse([]byte(ahead))
+	require.ErrorContains(t, err, "outside the accepted range")
+	ev, err := event.Decode([]byte(ahead))
+	require.NoError(t, err)
+	assert.Equal(t, 2200, ev.Time.Year())
+	_, err = event.Decode([]byte(strings.Replace(usageExample, `"time":"2026-11-01T10:00:00Z"`, `"time":"1969-01-01T00:00:00Z"`, 1)))
+	require.ErrorContains(t, err, "time: 1969-01-01T00:00:00Z is before 1970-01-01T00:00:00Z")
+	_, err = event.Decode([]byte(strings.Replace(usageExample, `"quantity":"125000"`, `"quantity":"1e-30000000"`, 1)))
+	require.ErrorContains(t, err, "has an exponent beyond")
 }
 
 func TestParseBatch(t *testing.T) {

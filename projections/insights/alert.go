@@ -537,12 +537,16 @@ func slackMessage(event string, f Flag, link string) map[string]any {
 	}
 	blocks = append(blocks, map[string]any{"type": "context", "elements": []map[string]any{{"type": "mrkdwn", "text": footer}}})
 	return map[string]any{
-		"text":   fmt.Sprintf("[%s] %s%s", f.Severity, f.Title, verb),
+		// The fallback text is mrkdwn too (notifications, clients without
+		// blocks): the title holds a customer's name, escaped like the rest.
+		"text":   fmt.Sprintf("[%s] %s%s", f.Severity, slackEscape(f.Title), verb),
 		"blocks": blocks,
 	}
 }
 
-// slackEscape escapes the three characters Slack's mrkdwn reserves.
+// slackEscape escapes the three characters Slack's mrkdwn reserves, so that
+// a customer or feature name (text from outside) can neither mention
+// (<!channel>, <@U123>) nor link (<https://…|label>) in a message.
 func slackEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }

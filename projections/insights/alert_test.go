@@ -208,7 +208,7 @@ func TestSlackBody(t *testing.T) {
 		} `json:"blocks"`
 	}
 	require.NoError(t, json.Unmarshal(reqs[0].body, &msg))
-	assert.Equal(t, "[warning] Smith & <Sons> cost $1,204.50 more than it paid over the last 30 days", msg.Text)
+	assert.Equal(t, "[warning] Smith &amp; &lt;Sons&gt; cost $1,204.50 more than it paid over the last 30 days", msg.Text)
 	require.Len(t, msg.Blocks, 4)
 	assert.Equal(t, []string{"header", "section", "section", "context"},
 		[]string{msg.Blocks[0].Type, msg.Blocks[1].Type, msg.Blocks[2].Type, msg.Blocks[3].Type})

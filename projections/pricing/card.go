@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/uvrhq/uvr/pipeline/event"
 	"gopkg.in/yaml.v3"
 )
 
@@ -331,13 +333,16 @@ func (v *validator) day(entry, field string, s scalar, required bool) time.Time 
 	return d
 }
 
+// maxPerDigits bounds the per field: prices quoted per up to 10^18 units.
+const maxPerDigits = 19
+
 // per returns the power of ten of the per field.
 func (v *validator) per(entry string, s scalar) (int32, bool) {
 	if !s.Set {
 		v.add(entry, "per", "is required: the number of units the prices are quoted for (1, 1000, 1000000…)")
 		return 0, false
 	}
-	d, err := decimal.NewFromString(s.Value)
+	d, err := event.ParseDecimal(s.Value, maxPerDigits, 0)
 	if err != nil || !d.IsPositive() || !d.IsInteger() {
 		v.add(entry, "per", "must be a positive power of ten (1, 1000, 1000000…), got %q", s.Value)
 		return 0, false
@@ -355,9 +360,11 @@ func (v *validator) price(entry, field string, s scalar, perExp int32, perOK boo
 		v.add(entry, field, "has no price")
 		return decimal.Decimal{}, false
 	}
-	d, err := decimal.NewFromString(s.Value)
+	// Bounded on the text (event.ParseDecimal) before the shift below: a
+	// price per 10^per units may carry per more decimal places than MaxScale.
+	d, err := event.ParseDecimal(s.Value, event.MoneyDigits+maxPerDigits, MaxScale+maxPerDigits)
 	if err != nil {
-		v.add(entry, field, "must be a decimal number such as 2.50, got %q", s.Value)
+		v.add(entry, field, "%v", err)
 		return decimal.Decimal{}, false
 	}
 	if d.IsNegative() {

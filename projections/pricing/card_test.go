@@ -139,10 +139,19 @@ func TestParseProblems(t *testing.T) {
 `), []string{
 			"models[0] (m): prices.Audio: unit must be lowercase",
 			"models[0] (m): prices.cached_input_tokens: 0.0001 per 1000000 units is 0.0000000001 per unit, more than 9 decimal places",
-			"models[0] (m): prices.input_tokens: must be a decimal number such as 2.50, got \"abc\"",
+			"models[0] (m): prices.input_tokens: must be a decimal number such as \"12.50\", got \"abc\"",
 			"models[0] (m): prices.output_tokens: must not be negative",
 			"models[0] (m): prices.reasoning_tokens: \"reasoning_tokens\" is an alias of \"output_tokens\"",
 			"models[0] (m): prices.requests: has no price",
+		}},
+		{"hostile exponents", card(base + `    models:
+      - model: m
+        prices:
+          input_tokens: 1e-30000000
+          output_tokens: "9e99999999"
+`), []string{
+			"models[0] (m): prices.input_tokens: has an exponent beyond what the field holds",
+			"models[0] (m): prices.output_tokens: has an exponent beyond what the field holds",
 		}},
 		{"price as a list", card(base + "    models: [{model: m, prices: {u: [1]}}]\n"), []string{"not a valid card file", "want a single value"}},
 		{"duplicate card", "cards:\n  - " + strings.TrimPrefix(base, "    ") + "    models: [{model: m, prices: {u: 1}}]\n  - " + strings.TrimPrefix(strings.Replace(base, "version: v1", "version: v2", 1), "    ") + "    models: [{model: m, prices: {u: 2}}]\n",
@@ -189,7 +198,7 @@ func TestLoad(t *testing.T) {
 		"invalid.yaml: cards[0] (OpenAI): version: is required (name this version of the price list, e.g. its date)",
 		"invalid.yaml: cards[0] (OpenAI): source: is required (the URL or name of the published price list)",
 		"invalid.yaml: cards[0] (OpenAI): effective_from: must be a date YYYY-MM-DD, got \"2025-13-01\"",
-		"invalid.yaml: cards[0] (OpenAI): models[0] (gpt-4o): prices.input_tokens: must be a decimal number such as 2.50, got \"abc\"",
+		"invalid.yaml: cards[0] (OpenAI): models[0] (gpt-4o): prices.input_tokens: must be a decimal number such as \"12.50\", got \"abc\"",
 	}, problemStrings(ve))
 
 	_, err = Load("testdata/missing.yaml")

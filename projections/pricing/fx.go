@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/uvrhq/uvr/pipeline/event"
 )
 
 // ErrNoRate is matched (errors.Is) by FX errors when no rate of a pair is
@@ -124,9 +126,9 @@ func ParseFX(name string, data []byte, reporting string) (*FX, error) {
 			v.add(entry, "date", "must be YYYY-MM-DD, got %q", get("date"))
 		}
 		fr.Day = day
-		d, err := decimal.NewFromString(get("rate"))
+		d, err := event.ParseDecimal(get("rate"), event.MoneyDigits, MaxScale)
 		if err != nil {
-			v.add(entry, "rate", "must be a decimal number such as 1.1418, got %q", get("rate"))
+			v.add(entry, "rate", "%v", err)
 			continue
 		}
 		fr.Rate = d

@@ -133,14 +133,14 @@ func TestParseFXProblems(t *testing.T) {
 2025-06-03,USD,EUR,0.9
 `, "usd", []string{
 			"fx.csv: line 2: date: must be YYYY-MM-DD, got \"2025-06-31\"",
-			"fx.csv: line 8: rate: must be a decimal number such as 1.1418, got \"ten\"",
+			"fx.csv: line 7: rate: has more than 9 decimal places",
+			"fx.csv: line 8: rate: must be a decimal number such as \"12.50\", got \"ten\"",
 			"fx.csv: line 9: wrong number of fields",
 			"fx.csv: reporting currency: must be an ISO 4217 code such as USD, got \"usd\"",
 			"fx.csv: line 3: base: must be an ISO 4217 code such as USD, got \"eur\"",
 			"fx.csv: line 4: quote: equals base (EUR)",
 			"fx.csv: line 5: rate: must be positive, got 0",
 			"fx.csv: line 6: rate: must be positive, got -1",
-			"fx.csv: line 7: rate: has more than 9 decimal places: 0.0000000001",
 			"fx.csv: line 11: rate: EUR/USD is already quoted on 2025-06-03 (line 10)",
 			"fx.csv: line 12: rate: USD/EUR is already quoted the other way on 2025-06-03 (line 10); give one direction per day",
 		}},

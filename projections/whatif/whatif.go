@@ -7,6 +7,7 @@ package whatif
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -164,7 +165,11 @@ func (in Input) Validate() error {
 //     simulated card when the user's layer prices that feature on that day
 //     in the simulation's currency (quantity × price, rounded half to even
 //     to MoneyPlaces); otherwise it keeps its actual cost.
-func Simulate(in Input) (Result, error) {
+//
+// It stops with ctx's error when ctx ends (a client that went away), checked
+// between usage lines and customers: the work grows with the range and the
+// customers, and nobody waits for its result any more.
+func Simulate(ctx context.Context, in Input) (Result, error) {
 	if err := in.Validate(); err != nil {
 		return Result{}, err
 	}
@@ -179,7 +184,10 @@ func Simulate(in Input) (Result, error) {
 		return f
 	}
 	var otherCurrency []string
-	for _, u := range in.Usage {
+	for i, u := range in.Usage {
+		if i%1024 == 0 && ctx.Err() != nil {
+			return Result{}, fmt.Errorf("simulate: %w", ctx.Err())
+		}
 		f := feature(u.Feature)
 		f.Quantity = f.Quantity.Add(u.Quantity)
 		f.ActualCost = f.ActualCost.Add(u.Cost)
@@ -214,6 +222,9 @@ func Simulate(in Input) (Result, error) {
 		months := monthsOf(in.Start, in.End)
 		usage := monthlyUsage(in.Usage)
 		for _, c := range in.Customers {
+			if err := ctx.Err(); err != nil {
+				return Result{}, fmt.Errorf("simulate: %w", err)
+			}
 			for _, m := range months {
 				res.Simulated.Revenue = res.Simulated.Revenue.Add(m.prorate(in.Plan.Price))
 				res.Simulated.Revenue = res.Simulated.Revenue.Add(overage(in.Plan, m, usage[monthKey{c, m.first}]))

@@ -1,6 +1,7 @@
 package whatif
 
 import (
+	"context"
 	"testing"
 
 	"github.com/shopspring/decimal"
@@ -155,7 +156,7 @@ func TestSimulate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := Simulate(tt.in)
+			res, err := Simulate(t.Context(), tt.in)
 			require.NoError(t, err)
 			assert.True(t, res.Simulated.Revenue.Equal(d(tt.revenue)), "revenue %s, want %s", res.Simulated.Revenue, tt.revenue)
 			assert.True(t, res.Simulated.Cost.Equal(d(tt.cost)), "cost %s, want %s", res.Simulated.Cost, tt.cost)
@@ -206,11 +207,25 @@ func TestSimulateRejects(t *testing.T) {
 			Plan: &Plan{IncludedTotal: dp("1"), Included: map[string]decimal.Decimal{"x.y": d("1")}}}, "not both"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := Simulate(tt.in)
+			_, err := Simulate(t.Context(), tt.in)
 			require.ErrorIs(t, err, ErrInvalid)
 			assert.ErrorContains(t, err, tt.want)
 		})
 	}
-	_, err := Simulate(Input{Start: day("2025-01-01"), End: day("2025-12-31")}) // 365 days
+	_, err := Simulate(t.Context(), Input{Start: day("2025-01-01"), End: day("2025-12-31")}) // 365 days
 	require.NoError(t, err)
+}
+
+// A simulation whose client went away stops instead of finishing work
+// nobody reads.
+func TestSimulateStopsWithItsContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	usage := make([]Usage, 10_000)
+	for i := range usage {
+		usage[i] = Usage{Day: day("2026-01-01"), CustomerID: "c", Feature: "f", Quantity: d("1"), Cost: d("1")}
+	}
+	_, err := Simulate(ctx, Input{Start: day("2026-01-01"), End: day("2026-01-31"), Currency: "USD", Usage: usage,
+		Customers: []string{"c"}, Plan: &Plan{Price: d("1")}})
+	require.ErrorIs(t, err, context.Canceled)
 }
