@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/uvrhq/uvr/deploy/servicetest"
-	"github.com/uvrhq/uvr/pipeline/broker"
 	"github.com/uvrhq/uvr/pipeline/kafka"
 	"github.com/uvrhq/uvr/pipeline/topics"
 )
@@ -87,7 +86,7 @@ func TestList(t *testing.T) {
 func TestCheckAndFix(t *testing.T) {
 	for name, brokers := range map[string]func(t testing.TB) []string{
 		"kafka":    servicetest.KafkaBrokers,
-		"embedded": embeddedBroker,
+		"embedded": servicetest.EmbeddedKafka,
 	} {
 		t.Run(name, func(t *testing.T) {
 			b := brokers(t)
@@ -198,13 +197,4 @@ func describe(ctx context.Context, t *testing.T, brokers []string, topic, name s
 	}
 	t.Fatalf("topic %s: %s not reported", topic, name)
 	return ""
-}
-
-func embeddedBroker(t testing.TB) []string {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close() })
-	return b.Addrs()
 }
