@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -29,12 +28,10 @@ import (
 
 const apiKey = "sk-admin-planted-secret-4f3e2d1c"
 
-// sample reads <repo>/../shared/samples/openai-usage/<name>.
+// sample reads testdata/<name>: OpenAI's recorded example answers (testdata/README.md).
 func sample(t *testing.T, name string) []byte {
 	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	require.True(t, ok)
-	b, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "samples", "openai-usage", name))
+	b, err := os.ReadFile(filepath.Join("testdata", name))
 	require.NoError(t, err)
 	return b
 }
@@ -420,6 +417,30 @@ func TestMapperMapsABucket(t *testing.T) {
 	assert.ErrorContains(t, err, "completions bucket 1 result 0: input_tokens: unexpected object")
 	_, err = openai.Mapper{}.Map("completions", json.RawMessage(`{"start_time":1,"end_time":2,"results":[{"input_tokens":"1200"}]}`))
 	assert.ErrorContains(t, err, `completions bucket 1 result 0: input_tokens: "1200" is not a number`)
+}
+
+// org_id becomes the OpenAI-Organization header of every call (Check and
+// Read alike); without it the header is absent and the key's default
+// organization answers.
+func TestOrganizationHeader(t *testing.T) {
+	for _, org := range []string{"org-planted1234", ""} {
+		state, srv := newServer(t, nil)
+		creds := map[string]string{"api_key": apiKey, "base_url": srv.URL}
+		if org != "" {
+			creds["org_id"] = org
+		}
+		src, err := openai.FromCredentials(creds, nil)
+		require.NoError(t, err)
+		require.NoError(t, src.Check(context.Background()), "the recorded completions page answers the check")
+		state.mu.Lock()
+		require.NotEmpty(t, state.requests)
+		for _, r := range state.requests {
+			assert.Equal(t, org, r.Header.Get("OpenAI-Organization"), r.URL.Path)
+			_, sent := r.Header["Openai-Organization"]
+			assert.Equal(t, org != "", sent, "the header is sent only with an org_id")
+		}
+		state.mu.Unlock()
+	}
 }
 
 func TestFromCredentials(t *testing.T) {
