@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -77,9 +78,14 @@ type Config struct {
 	// document needs a bearer token or an API key (auth.go). There is no
 	// open mode.
 	Auth Auth
-	// CORSOrigins may call the API from a browser; default
-	// http://localhost:3000. The server's own origin is always allowed.
+	// CORSOrigins may call the API from a browser, with credentials, and
+	// send state-changing requests on the session cookie (session.go); none
+	// by default. The server's own origin is always allowed.
 	CORSOrigins []string
+	// TrustForwardedProto: a TLS-terminating proxy in front sets
+	// X-Forwarded-Proto, so "https" there marks the session cookie Secure.
+	// Off, only the connection's own TLS counts.
+	TrustForwardedProto bool
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // where API metrics go; nil = not registered
@@ -129,6 +135,7 @@ type Server struct {
 	engine  *gin.Engine
 	metrics *metrics
 	http    *http.Server
+	origins map[string]bool // CORSOrigins
 }
 
 // New builds the routes. It does not listen yet.
@@ -141,14 +148,17 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "api"), metrics: m}
+	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "api"), metrics: m, origins: map[string]bool{}}
+	for _, o := range cfg.CORSOrigins {
+		s.origins[strings.TrimRight(o, "/")] = true
+	}
 
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.ContextWithFallback = true // c.Done()/c.Value reach the request context
 	// CORS before anything that may refuse a request: a preflight carries no
 	// credentials and must be answered as such.
-	e.Use(s.recoverer, s.observe, corsMiddleware(cfg.CORSOrigins))
+	e.Use(s.recoverer, s.observe, corsMiddleware(s.origins))
 	e.GET("/health", s.health)
 	api := e.Group("/api", s.authenticate) // auth.go: public routes pass
 	api.GET("/health", s.health)
@@ -159,6 +169,7 @@ func New(cfg Config) (*Server, error) {
 	api.DELETE("/services/:id", s.deleteService)
 	api.POST("/test-service", s.testService)
 	api.GET("/service-types", s.listServiceTypes)
+	api.POST("/settings", s.postSettings)
 	api.GET("/sync-runs", s.listSyncRuns)
 	api.POST("/sync", s.syncAll)
 	api.POST("/services/:id/sync", s.syncService)

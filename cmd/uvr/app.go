@@ -335,20 +335,21 @@ func (m *Main) healthChecks() []api.HealthCheck {
 func (m *Main) openAPI(ctx context.Context) error {
 	cfg := m.Config
 	apiCfg := api.Config{
-		Addr:              cfg.HTTPAddr,
-		Version:           version,
-		EventsTopic:       cfg.EventsTopic,
-		MaxBatchEvents:    cfg.MaxBatchEvents,
-		ReportingCurrency: cfg.Currency,
-		Publisher:         m.publisher,
-		Services:          m.registry,
-		Sync:              m.engine,
-		Health:            m.healthChecks(),
-		Auth:              m.access,
-		CORSOrigins:       cfg.CORSOrigins,
-		Logger:            m.Logger,
-		Registerer:        m.Registry,
-		Gatherer:          m.Registry,
+		Addr:                cfg.HTTPAddr,
+		Version:             version,
+		EventsTopic:         cfg.EventsTopic,
+		MaxBatchEvents:      cfg.MaxBatchEvents,
+		ReportingCurrency:   cfg.Currency,
+		Publisher:           m.publisher,
+		Services:            m.registry,
+		Sync:                m.engine,
+		Health:              m.healthChecks(),
+		Auth:                m.access,
+		CORSOrigins:         cfg.CORSOrigins,
+		TrustForwardedProto: cfg.TrustForwardedProto,
+		Logger:              m.Logger,
+		Registerer:          m.Registry,
+		Gatherer:            m.Registry,
 	}
 	if m.airbyte != nil { // a nil *Platform must not become a non-nil interface
 		apiCfg.Airbyte = m.airbyte

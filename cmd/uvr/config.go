@@ -85,6 +85,9 @@ type Config struct {
 	AdminEmail    string
 	AdminPassword string
 	CORSOrigins   []string
+	// TrustForwardedProto: a TLS-terminating proxy sets X-Forwarded-Proto
+	// (the session cookie is then Secure when it says https).
+	TrustForwardedProto bool
 }
 
 func defaultConfig() Config {
@@ -113,7 +116,6 @@ func defaultConfig() Config {
 		VaultMount:          "secret",
 		VaultPrefix:         "uvr/services",
 		TokenTTL:            12 * time.Hour,
-		CORSOrigins:         []string{"http://localhost:3000"},
 	}
 }
 
@@ -213,8 +215,10 @@ func (cfg *Config) bind(fs *pflag.FlagSet) {
 	withEnv("admin-email", "UVR_ADMIN_EMAIL")
 	fs.StringVar(&cfg.AdminPassword, "admin-password", "", "password of --admin-email (prefer the environment variable)")
 	withEnv("admin-password", "UVR_ADMIN_PASSWORD")
-	fs.StringSliceVar(&cfg.CORSOrigins, "cors-origins", cfg.CORSOrigins, "browser origins allowed to call the API, comma separated (the server's own origin always is)")
+	fs.StringSliceVar(&cfg.CORSOrigins, "cors-origins", cfg.CORSOrigins, "browser origins allowed to call the API and to write on the session cookie, comma separated; none by default (the server's own origin always is; make run allows localhost and 127.0.0.1 on ports 3000-3002)")
 	withEnv("cors-origins", "UVR_CORS_ORIGINS")
+	fs.BoolVar(&cfg.TrustForwardedProto, "trust-forwarded-proto", false, "a TLS-terminating proxy in front sets X-Forwarded-Proto: mark the session cookie Secure when it says https")
+	withEnv("trust-forwarded-proto", "UVR_TRUST_FORWARDED_PROTO")
 }
 
 const envAnnotation = "uvr_env"
