@@ -42,7 +42,7 @@ type Auth interface {
 }
 
 // publicRoutes answer without credentials. Everything else under /api needs
-// a bearer token or an API key; routes outside /api (/health, /metrics, the
+// a bearer token, an API key or the session cookie; routes outside /api (/health, /metrics, the
 // web dashboard with its login page) are public.
 var publicRoutes = map[string]bool{
 	"/api/health":       true,
