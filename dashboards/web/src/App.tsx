@@ -48,10 +48,13 @@ function Shell() {
   if (user === undefined) return null;
   if (user === null) return <Login onLogin={setUser} />;
   const onLogout = () => {
-    // The cookie is gone once the server answers; the page leaves the session either way.
-    void logout().catch(() => {});
-    qc.clear();
-    setUser(null);
+    // The login page shows once the server cleared the cookie (or could not be reached).
+    void logout()
+      .catch(() => {})
+      .finally(() => {
+        qc.clear();
+        setUser(null);
+      });
   };
   return <Layout user={user} onLogout={onLogout} />;
 }
