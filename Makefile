@@ -18,10 +18,14 @@ build:
 # The admin to log in as (README); override either on the command line.
 UVR_ADMIN_EMAIL ?= admin@uvr.local
 UVR_ADMIN_PASSWORD ?= uvr-demo
+# The usual local origins of a web client in development (a Next.js or Vite
+# server on 3000-3002) may call the API from the browser; elsewhere only the
+# origins you configure.
+UVR_CORS_ORIGINS ?= http://localhost:3000,http://localhost:3001,http://localhost:3002,http://127.0.0.1:3000,http://127.0.0.1:3001,http://127.0.0.1:3002
 run: web
 	$(MAKE) build
 	deploy/services clickhouse start
-	UVR_ADMIN_EMAIL='$(UVR_ADMIN_EMAIL)' UVR_ADMIN_PASSWORD='$(UVR_ADMIN_PASSWORD)' $(BIN) run --demo
+	UVR_ADMIN_EMAIL='$(UVR_ADMIN_EMAIL)' UVR_ADMIN_PASSWORD='$(UVR_ADMIN_PASSWORD)' UVR_CORS_ORIGINS='$(UVR_CORS_ORIGINS)' $(BIN) run --demo
 
 ## test: start the real services (ClickHouse, Kafka, Prometheus, Vault), then every test.
 test: check-fixtures lint services-up web-test

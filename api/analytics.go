@@ -111,16 +111,18 @@ func (s *Server) requireAnalytics(c *gin.Context) {
 }
 
 type customerRow struct {
-	ID               string  `json:"id"`
-	ExternalID       string  `json:"external_id"`
-	Name             string  `json:"name"`
-	Plan             string  `json:"plan"`
-	Usage            Number  `json:"usage"`
-	Revenue          Number  `json:"revenue"`
-	RevenuePerUnit   *Number `json:"revenue_per_unit"` // null without usage
-	Cost             Number  `json:"cost"`
-	Profit           Number  `json:"profit"`
-	MarginPercentage *Number `json:"margin_percentage"` // null without revenue
+	ID                    string `json:"id"`
+	ExternalID            string `json:"external_id"`
+	Name                  string `json:"name"`
+	Plan                  string `json:"plan"`
+	Usage                 Number `json:"usage"`
+	Revenue               Number `json:"revenue"`
+	RevenuePerUnit        Number `json:"revenue_per_unit"`         // 0 when RevenuePerUnitDefined is false
+	RevenuePerUnitDefined bool   `json:"revenue_per_unit_defined"` // false: no usage
+	Cost                  Number `json:"cost"`
+	Profit                Number `json:"profit"`
+	MarginPercentage      Number `json:"margin_percentage"` // 0 when MarginDefined is false
+	MarginDefined         bool   `json:"margin_defined"`    // false: no revenue, no margin
 }
 
 type customerListBody struct {
@@ -137,11 +139,12 @@ type featureRow struct {
 	Usage   Number `json:"usage"`
 	// UnpricedQuantity is the part of Usage no rate card priced: its cost is
 	// unknown and counted as zero, so a zero cost reads as unpriced, not free.
-	UnpricedQuantity Number  `json:"unpriced_quantity"`
-	Cost             Number  `json:"cost"`
-	Revenue          Number  `json:"revenue"`
-	Profit           Number  `json:"profit"`
-	MarginPercentage *Number `json:"margin_percentage"`
+	UnpricedQuantity Number `json:"unpriced_quantity"`
+	Cost             Number `json:"cost"`
+	Revenue          Number `json:"revenue"`
+	Profit           Number `json:"profit"`
+	MarginPercentage Number `json:"margin_percentage"` // 0 when MarginDefined is false
+	MarginDefined    bool   `json:"margin_defined"`
 }
 
 type featureListBody struct {
@@ -269,7 +272,7 @@ func (s *Server) listCustomers(c *gin.Context) {
 		records := make([][]string, len(rows))
 		for i, r := range rows {
 			records[i] = []string{csvText(r.ID), csvText(r.ExternalID), csvText(r.Name), csvText(r.Plan), r.Usage.String(), r.Revenue.String(),
-				optString(r.RevenuePerUnit), r.Cost.String(), r.Profit.String(), optString(r.MarginPercentage)}
+				definedString(r.RevenuePerUnit, r.RevenuePerUnitDefined), r.Cost.String(), r.Profit.String(), definedString(r.MarginPercentage, r.MarginDefined)}
 		}
 		s.writeCSV(c, "customers.csv", header, records)
 		return
@@ -356,7 +359,7 @@ func (s *Server) listFeatures(c *gin.Context) {
 	if format == "csv" {
 		records := make([][]string, len(rows))
 		for i, f := range rows {
-			records[i] = []string{csvText(f.Feature), f.Usage.String(), f.UnpricedQuantity.String(), f.Cost.String(), f.Revenue.String(), f.Profit.String(), optString(f.MarginPercentage)}
+			records[i] = []string{csvText(f.Feature), f.Usage.String(), f.UnpricedQuantity.String(), f.Cost.String(), f.Revenue.String(), f.Profit.String(), definedString(f.MarginPercentage, f.MarginDefined)}
 		}
 		s.writeCSV(c, "features.csv", []string{"feature", "usage", "unpriced_quantity", "cost", "revenue", "profit", "margin_percentage"}, records)
 		return
@@ -529,24 +532,26 @@ func rowOf(c customers.Customer, t aggregates.CustomerTotal) customerRow {
 		row.ExternalID = c.References[0].ExternalID
 	}
 	if !t.Quantity.IsZero() {
-		row.RevenuePerUnit = optNum(ptr(t.Revenue.DivRound(t.Quantity, perUnitPlaces)))
+		row.RevenuePerUnit, row.RevenuePerUnitDefined = orZero(ptr(t.Revenue.DivRound(t.Quantity, perUnitPlaces)))
 	}
-	row.MarginPercentage = marginOf(t.Revenue, t.Cost)
+	row.MarginPercentage, row.MarginDefined = orZero(marginOf(t.Revenue, t.Cost))
 	return row
 }
 
-func marginOf(revenue, cost decimal.Decimal) *Number {
+// marginOf is profit / revenue × 100 (marginPlaces); nil without revenue.
+func marginOf(revenue, cost decimal.Decimal) *decimal.Decimal {
 	if revenue.IsZero() {
 		return nil
 	}
-	return optNum(ptr(revenue.Sub(cost).Mul(hundred).DivRound(revenue, marginPlaces)))
+	return ptr(revenue.Sub(cost).Mul(hundred).DivRound(revenue, marginPlaces))
 }
 
 func featureRows(feats []aggregates.FeatureTotal) []featureRow {
 	out := make([]featureRow, len(feats))
 	for i, f := range feats {
 		out[i] = featureRow{Feature: f.Feature, Usage: num(f.Quantity), UnpricedQuantity: num(f.UnpricedQuantity), Cost: num(f.Cost), Revenue: num(f.Revenue),
-			Profit: num(f.Revenue.Sub(f.Cost)), MarginPercentage: marginOf(f.Revenue, f.Cost)}
+			Profit: num(f.Revenue.Sub(f.Cost))}
+		out[i].MarginPercentage, out[i].MarginDefined = orZero(marginOf(f.Revenue, f.Cost))
 	}
 	return out
 }
@@ -598,27 +603,25 @@ func compareRows(a, b customerRow, field string) int {
 	case "revenue":
 		return a.Revenue.cmp(b.Revenue)
 	case "revenue_per_unit":
-		return cmpOpt(a.RevenuePerUnit, b.RevenuePerUnit)
+		return cmpDefined(a.RevenuePerUnit, a.RevenuePerUnitDefined, b.RevenuePerUnit, b.RevenuePerUnitDefined)
 	case "cost":
 		return a.Cost.cmp(b.Cost)
 	case "profit":
 		return a.Profit.cmp(b.Profit)
 	default: // margin_percentage
-		return cmpOpt(a.MarginPercentage, b.MarginPercentage)
+		return cmpDefined(a.MarginPercentage, a.MarginDefined, b.MarginPercentage, b.MarginDefined)
 	}
 }
 
-// cmpOpt orders null before any number.
-func cmpOpt(a, b *Number) int {
-	switch {
-	case a == nil && b == nil:
-		return 0
-	case a == nil:
+// cmpDefined orders an undefined ratio before any number.
+func cmpDefined(a Number, aDefined bool, b Number, bDefined bool) int {
+	if aDefined != bDefined {
+		if aDefined {
+			return 1
+		}
 		return -1
-	case b == nil:
-		return 1
 	}
-	return a.cmp(*b)
+	return a.cmp(b)
 }
 
 func (n Number) cmp(o Number) int { return decimal.Decimal(n).Cmp(decimal.Decimal(o)) }
@@ -626,8 +629,9 @@ func (n Number) cmp(o Number) int { return decimal.Decimal(n).Cmp(decimal.Decima
 // String is the number's exact text, as in JSON.
 func (n Number) String() string { return decimal.Decimal(n).String() }
 
-func optString(n *Number) string {
-	if n == nil {
+// definedString is a ratio's CSV cell: empty when undefined.
+func definedString(n Number, defined bool) string {
+	if !defined {
 		return ""
 	}
 	return n.String()

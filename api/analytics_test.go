@@ -143,8 +143,8 @@ func TestAnalyticsRoutes(t *testing.T) {
 		contains            []string
 	}{
 		{"customers", "/api/customers", "/api/customers?" + rng, 200,
-			[]string{`{"id":"` + ann + `","external_id":"ann-1","name":"Ann","plan":"","usage":12,"revenue":20,"revenue_per_unit":1.666666667,"cost":1.75,"profit":18.25,"margin_percentage":91.25}`,
-				`"usage":40,"revenue":14,"revenue_per_unit":0.35,"cost":9.1,"profit":4.9,"margin_percentage":35}`, `"total":2`}},
+			[]string{`{"id":"` + ann + `","external_id":"ann-1","name":"Ann","plan":"","usage":12,"revenue":20,"revenue_per_unit":1.666666667,"revenue_per_unit_defined":true,"cost":1.75,"profit":18.25,"margin_percentage":91.25,"margin_defined":true}`,
+				`"usage":40,"revenue":14,"revenue_per_unit":0.35,"revenue_per_unit_defined":true,"cost":9.1,"profit":4.9,"margin_percentage":35,"margin_defined":true}`, `"total":2`}},
 		{"customers sorted, paged", "/api/customers", "/api/customers?sort=-cost&limit=1&" + rng, 200, []string{`"customers":[{"id":"` + proj + `"`}},
 		{"customers matching", "/api/customers", "/api/customers?q=ANN&" + rng, 200, []string{`"total":1`}},
 		{"customer", "/api/customers/{id}", "/api/customers/" + ann + "?" + rng, 200,
@@ -152,8 +152,8 @@ func TestAnalyticsRoutes(t *testing.T) {
 				`"revenue_items":[]`, `{"period":"2026-03-02","key":"(unattributed)","usage":0,"cost":0,"revenue":20,"profit":20}`}},
 		{"unknown customer", "/api/customers/{id}", "/api/customers/nobody", 404, nil},
 		{"features", "/api/features", "/api/features?" + rng, 200,
-			[]string{`{"feature":"(unattributed)","usage":0,"unpriced_quantity":0,"cost":0,"revenue":34,"profit":34,"margin_percentage":100}`,
-				`{"feature":"tokens","usage":50,"unpriced_quantity":0,"cost":10.6,"revenue":0,"profit":-10.6,"margin_percentage":null}`}},
+			[]string{`{"feature":"(unattributed)","usage":0,"unpriced_quantity":0,"cost":0,"revenue":34,"profit":34,"margin_percentage":100,"margin_defined":true}`,
+				`{"feature":"tokens","usage":50,"unpriced_quantity":0,"cost":10.6,"revenue":0,"profit":-10.6,"margin_percentage":0,"margin_defined":false}`}},
 		{"weekly by customer", "/api/timeseries", "/api/timeseries?group_by=week&by=customer&" + rng, 200,
 			[]string{`{"period":"2026-03-02","key":"` + ann + `","usage":12,"cost":1.75,"revenue":20,"profit":18.25}`,
 				`{"period":"2026-03-09","key":"` + proj + `","usage":40,"cost":9.1,"revenue":14,"profit":4.9}`}},
@@ -245,7 +245,7 @@ func TestRevenueSettingsRoutes(t *testing.T) {
 	assert.Contains(t, body, `{"source":"api","mappings":[{"plan":"pro","feature":"tokens"}]}`)
 	_, body = do(http.MethodGet, "/api/features?"+rng, "")
 	assert.Contains(t, body, `{"feature":"(unattributed)","usage":0,"unpriced_quantity":0,"cost":0,"revenue":14,`)
-	assert.Contains(t, body, `{"feature":"tokens","usage":50,"unpriced_quantity":0,"cost":10.6,"revenue":20,"profit":9.4,"margin_percentage":47}`)
+	assert.Contains(t, body, `{"feature":"tokens","usage":50,"unpriced_quantity":0,"cost":10.6,"revenue":20,"profit":9.4,"margin_percentage":47,"margin_defined":true}`)
 	code, body = do(http.MethodPut, "/api/revenue-mapping", `{"mappings":[]}`)
 	require.Equal(t, http.StatusOK, code, body)
 	_, body = do(http.MethodGet, "/api/features?"+rng, "")

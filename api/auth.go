@@ -31,21 +31,23 @@ type Auth interface {
 	// saying whether the email exists.
 	Login(ctx context.Context, email, password string) (access.User, string, error)
 	User(ctx context.Context, id string) (access.User, error)
+	// IssueToken signs a token for a user id, valid for ttl (0: TokenTTL).
+	IssueToken(userID string, ttl time.Duration) (string, error)
 	CreateAPIKey(ctx context.Context, name string, role access.Role, createdBy string) (access.APIKey, string, error)
 	ListAPIKeys(ctx context.Context) ([]access.APIKey, error)
 	RevokeAPIKey(ctx context.Context, id string) error
+	// TokenTTL is the lifetime of the tokens Login issues (the session
+	// cookie's too).
+	TokenTTL() time.Duration
 }
 
-// DefaultCORSOrigin is the dashboard's development server; the server's own
-// origin is always allowed.
-const DefaultCORSOrigin = "http://localhost:3000"
-
 // publicRoutes answer without credentials. Everything else under /api needs
-// a bearer token or an API key; routes outside /api (/health, /metrics, the
+// a bearer token, an API key or the session cookie; routes outside /api (/health, /metrics, the
 // web dashboard with its login page) are public.
 var publicRoutes = map[string]bool{
 	"/api/health":       true,
 	"/api/auth/login":   true,
+	"/api/auth/logout":  true, // session.go: clears the cookie, even an expired one
 	"/api/openapi.json": true,
 	"/api/docs":         true,
 }
@@ -67,6 +69,7 @@ const principalKey = "uvr.principal"
 func (s *Server) registerAuth(api *gin.RouterGroup) {
 	api.POST("/auth/register", s.register)
 	api.POST("/auth/login", s.login)
+	api.POST("/auth/logout", s.logout)
 	api.GET("/auth/me", s.me)
 	api.POST("/auth/api-keys", s.createAPIKey)
 	api.GET("/auth/api-keys", s.listAPIKeys)
@@ -74,15 +77,13 @@ func (s *Server) registerAuth(api *gin.RouterGroup) {
 }
 
 // corsMiddleware answers preflights and sets the CORS headers for the allowed
-// origins. Browsers send the token in the Authorization header, so that
-// header and credentials are allowed; a request from any other origin gets a
-// 403 before it reaches a handler.
-func corsMiddleware(origins []string) gin.HandlerFunc {
-	if len(origins) == 0 {
-		origins = []string{DefaultCORSOrigin}
-	}
+// origins (none but the server's own unless configured). Browsers send the
+// token in the Authorization header or the session cookie, so that header and
+// credentials are allowed; a request from any other origin gets a 403 before
+// it reaches a handler.
+func corsMiddleware(origins map[string]bool) gin.HandlerFunc {
 	return cors.New(cors.Config{
-		AllowOrigins:     origins,
+		AllowOriginFunc:  func(origin string) bool { return origins[origin] },
 		AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions},
 		AllowHeaders:     []string{"Authorization", "Content-Type", "X-API-Key", "Idempotency-Key"},
 		AllowCredentials: true,
@@ -91,14 +92,20 @@ func corsMiddleware(origins []string) gin.HandlerFunc {
 }
 
 // authenticate runs on every /api route: public routes pass; the others need
-// credentials (401), and write methods need a role that may write (403).
+// credentials (401) from a header or the session cookie, a state-changing
+// request authenticated by the cookie must come from an allowed origin
+// (session.go, 403), and write methods need a role that may write (403).
 func (s *Server) authenticate(c *gin.Context) {
 	route := c.FullPath()
 	if publicRoutes[route] {
 		c.Next()
 		return
 	}
-	credential := credentialOf(c.Request)
+	credential, byCookie := credentialOf(c.Request), false
+	if credential == "" && c.Request.Header.Get("Authorization") == "" {
+		credential = sessionOf(c.Request)
+		byCookie = credential != ""
+	}
 	if route == "/api/auth/register" && credential == "" {
 		// Until the first user exists anyone may register it (as admin).
 		has, err := s.cfg.Auth.HasUsers(c)
@@ -115,6 +122,12 @@ func (s *Server) authenticate(c *gin.Context) {
 	if err != nil {
 		s.writeError(c, err)
 		return
+	}
+	if byCookie && writeMethod(c.Request.Method) {
+		if reason, ok := s.checkCSRF(c.Request); !ok {
+			s.writeError(c, &Error{Kind: KindForbidden, Detail: reason})
+			return
+		}
 	}
 	if ((writeMethod(c.Request.Method) && !readPosts[route]) || adminReads[route]) && !p.Role.CanWrite() {
 		s.writeError(c, &Error{Kind: KindForbidden, Detail: "the " + string(p.Role) + " role may not do this; it needs admin"})
@@ -169,9 +182,12 @@ type registerRequest struct {
 	Role     string `json:"role"`
 }
 
-// register creates a user. The first user, registered while none exists,
-// is an admin whatever the request says; afterwards only an admin gets here
-// (authenticate), and the role defaults to viewer.
+// register creates a user and answers like login (a token for the new user),
+// which is what the original product's clients read. The first user,
+// registered while none exists, is an admin whatever the request says, and
+// is logged in (session cookie) as login would; afterwards only an admin gets
+// here (authenticate), the role defaults to viewer, and the admin's own
+// session is left as it is.
 func (s *Server) register(c *gin.Context) {
 	var req registerRequest
 	if err := s.readJSON(c, &req); err != nil {
@@ -183,7 +199,8 @@ func (s *Server) register(c *gin.Context) {
 		nu.Role = access.RoleViewer
 	}
 	register := s.cfg.Auth.Register
-	if _, authenticated := principalOf(c); !authenticated {
+	_, authenticated := principalOf(c)
+	if !authenticated {
 		register = s.cfg.Auth.RegisterFirst // checked again under the store's lock
 	}
 	u, err := register(c, nu)
@@ -191,7 +208,15 @@ func (s *Server) register(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, userOf(u))
+	token, err := s.cfg.Auth.IssueToken(u.ID, 0)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if !authenticated {
+		s.setSession(c, token, s.cfg.Auth.TokenTTL())
+	}
+	c.JSON(http.StatusCreated, loginResponse{AccessToken: token, TokenType: "bearer", User: userOf(u)})
 }
 
 type loginResponse struct {
@@ -201,7 +226,8 @@ type loginResponse struct {
 }
 
 // login takes the OAuth2 password form (username = email, password), as the
-// original product's clients send it, or the same fields as JSON.
+// original product's clients send it, or the same fields as JSON. The token
+// is in the answer (for bearer clients) and in the session cookie (browsers).
 func (s *Server) login(c *gin.Context) {
 	var username, password string
 	if strings.HasPrefix(c.ContentType(), "application/json") {
@@ -235,6 +261,7 @@ func (s *Server) login(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	s.setSession(c, token, s.cfg.Auth.TokenTTL())
 	c.JSON(http.StatusOK, loginResponse{AccessToken: token, TokenType: "bearer", User: userOf(u)})
 }
 

@@ -83,9 +83,14 @@ func TestAuthRoutes(t *testing.T) {
 	status, body := send(t, "POST", "/api/auth/register", "/api/auth/register", jsonCT,
 		`{"email":"ann@example.com","password":"`+password+`","full_name":"Ann","role":"viewer"}`, "")
 	require.Equal(t, http.StatusCreated, status, body)
-	assert.Equal(t, "admin", body["role"])
-	assert.Equal(t, "ann@example.com", body["username"])
-	assert.Equal(t, true, body["is_active"])
+	require.IsType(t, map[string]any{}, body["user"], "register answers like login: %v", body)
+	assert.Equal(t, "admin", body["user"].(map[string]any)["role"])
+	assert.Equal(t, "ann@example.com", body["user"].(map[string]any)["username"])
+	assert.Equal(t, true, body["user"].(map[string]any)["is_active"])
+	assert.Equal(t, "bearer", body["token_type"])
+	status, me := send(t, "GET", "/api/auth/me", "/api/auth/me", "", "", body["access_token"].(string))
+	require.Equal(t, http.StatusOK, status, "the token register returns works: %v", me)
+	assert.Equal(t, "Ann", me["full_name"])
 
 	// Now registering needs an admin.
 	status, body = send(t, "POST", "/api/auth/register", "/api/auth/register", jsonCT, `{"email":"eve@example.com","password":"long enough"}`, "")
@@ -123,7 +128,7 @@ func TestAuthRoutes(t *testing.T) {
 	}
 	status, body = send(t, "POST", "/api/auth/register", "/api/auth/register", jsonCT, `{"email":"bob@example.com","password":"long enough"}`, admin)
 	require.Equal(t, http.StatusCreated, status, body)
-	assert.Equal(t, "viewer", body["role"], "an admin registers viewers by default")
+	assert.Equal(t, "viewer", body["user"].(map[string]any)["role"], "an admin registers viewers by default")
 	status, body = send(t, "POST", "/api/auth/register", "/api/auth/register", jsonCT, `{"email":"Bob@example.com","password":"long enough"}`, admin)
 	assert.Equal(t, http.StatusConflict, status, body)
 
@@ -202,13 +207,13 @@ func TestCORS(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	assert.Equal(t, http.StatusUnauthorized, rec.Code, "own origin reaches login: %s", rec.Body.String())
 
-	// Default: http://localhost:3000.
+	// Default: no other origin (make run configures the usual local ones).
 	h, _, _ = authAPI(t)
 	req = httptest.NewRequest(http.MethodOptions, "http://127.0.0.1:8000/api/dashboard", nil)
 	req.Header.Set("Origin", "http://localhost:3000")
 	req.Header.Set("Access-Control-Request-Method", "GET")
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
-	assert.Equal(t, http.StatusNoContent, rec.Code)
-	assert.Equal(t, "http://localhost:3000", rec.Header().Get("Access-Control-Allow-Origin"))
+	assert.Equal(t, http.StatusForbidden, rec.Code)
+	assert.Empty(t, rec.Header().Get("Access-Control-Allow-Origin"))
 }

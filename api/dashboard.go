@@ -28,7 +28,8 @@ type summaryBody struct {
 	TotalUsageCost         Number    `json:"total_usage_cost"`
 	TotalRevenue           Number    `json:"total_revenue"`
 	TotalProfit            Number    `json:"total_profit"`
-	ProfitMarginPercentage *Number   `json:"profit_margin_percentage"`
+	ProfitMarginPercentage Number    `json:"profit_margin_percentage"` // 0 when MarginDefined is false
+	MarginDefined          bool      `json:"margin_defined"`           // false: no revenue, no margin
 	DateRange              dateRange `json:"date_range"`
 	Currency               string    `json:"currency"`
 	Basis                  string    `json:"basis"`
@@ -52,10 +53,11 @@ type featureBody struct {
 	UsageCount  Number `json:"usage_count"`
 	// UnpricedQuantity is the part of UsageCount no rate card priced (its
 	// cost counted as zero: unpriced, not free).
-	UnpricedQuantity Number  `json:"unpriced_quantity"`
-	TotalCost        Number  `json:"total_cost"`
-	Revenue          Number  `json:"revenue"`
-	ProfitMargin     *Number `json:"profit_margin"`
+	UnpricedQuantity Number `json:"unpriced_quantity"`
+	TotalCost        Number `json:"total_cost"`
+	Revenue          Number `json:"revenue"`
+	ProfitMargin     Number `json:"profit_margin"`  // 0 when MarginDefined is false
+	MarginDefined    bool   `json:"margin_defined"` // false: no revenue, no margin
 }
 
 // dashboard serves GET /api/dashboard?start_date=&end_date=&currency=&basis=&tz=
@@ -79,24 +81,25 @@ func (s *Server) dashboard(c *gin.Context) {
 	}
 	body := dashboardBody{
 		Summary: summaryBody{
-			TotalUsageCost:         num(d.Summary.TotalUsageCost),
-			TotalRevenue:           num(d.Summary.TotalRevenue),
-			TotalProfit:            num(d.Summary.TotalProfit),
-			ProfitMarginPercentage: optNum(d.Summary.ProfitMarginPercentage),
-			DateRange:              dateRange{Start: r.Start, End: r.End},
-			Currency:               r.Currency,
-			Basis:                  string(r.Basis),
-			TZ:                     loc.String(),
+			TotalUsageCost: num(d.Summary.TotalUsageCost),
+			TotalRevenue:   num(d.Summary.TotalRevenue),
+			TotalProfit:    num(d.Summary.TotalProfit),
+			DateRange:      dateRange{Start: r.Start, End: r.End},
+			Currency:       r.Currency,
+			Basis:          string(r.Basis),
+			TZ:             loc.String(),
 		},
 		TimeSeries:     make([]dayBody, len(d.TimeSeries)),
 		FeatureMetrics: make([]featureBody, len(d.FeatureMetrics)),
 	}
+	body.Summary.ProfitMarginPercentage, body.Summary.MarginDefined = orZero(d.Summary.ProfitMarginPercentage)
 	for i, p := range d.TimeSeries {
 		body.TimeSeries[i] = dayBody{Date: p.Date, UsageCost: num(p.UsageCost), Revenue: num(p.Revenue), Profit: num(p.Profit)}
 	}
 	for i, f := range d.FeatureMetrics {
 		body.FeatureMetrics[i] = featureBody{FeatureName: f.FeatureName, UsageCount: num(f.UsageCount),
-			TotalCost: num(f.TotalCost), Revenue: num(f.Revenue), ProfitMargin: optNum(f.ProfitMargin)}
+			TotalCost: num(f.TotalCost), Revenue: num(f.Revenue)}
+		body.FeatureMetrics[i].ProfitMargin, body.FeatureMetrics[i].MarginDefined = orZero(f.ProfitMargin)
 		body.FeatureMetrics[i].UnpricedQuantity = num(unpriced[f.FeatureName])
 	}
 	c.JSON(200, body)
@@ -143,21 +146,13 @@ func (s *Server) dashboardFromAnalytics(c *gin.Context, r aggregates.Range) (raw
 		d.TimeSeries[i].Profit = d.TimeSeries[i].Revenue.Sub(d.TimeSeries[i].UsageCost)
 	}
 	d.Summary.TotalProfit = d.Summary.TotalRevenue.Sub(d.Summary.TotalUsageCost)
-	d.Summary.ProfitMarginPercentage = decimalPtr(marginOf(d.Summary.TotalRevenue, d.Summary.TotalUsageCost))
+	d.Summary.ProfitMarginPercentage = marginOf(d.Summary.TotalRevenue, d.Summary.TotalUsageCost)
 	for _, name := range slices.Sorted(maps.Keys(features)) {
 		f := features[name]
-		f.ProfitMargin = decimalPtr(marginOf(f.Revenue, f.TotalCost))
+		f.ProfitMargin = marginOf(f.Revenue, f.TotalCost)
 		d.FeatureMetrics = append(d.FeatureMetrics, *f)
 	}
 	return d, unpriced, nil
-}
-
-func decimalPtr(n *Number) *decimal.Decimal {
-	if n == nil {
-		return nil
-	}
-	v := decimal.Decimal(*n)
-	return &v
 }
 
 var currencyParam = regexp.MustCompile(`^[A-Z]{3}$`)

@@ -16,6 +16,10 @@ type healthBody struct {
 	Timestamp time.Time         `json:"timestamp"`
 	Checks    map[string]string `json:"checks,omitempty"`
 	Detail    string            `json:"detail,omitempty"`
+	// Whether an OpenAI and a Stripe service are configured: the fields the
+	// original product's clients read.
+	OpenAIConfigured bool `json:"openai_configured"`
+	StripeConfigured bool `json:"stripe_configured"`
 }
 
 // health checks every dependency concurrently, each within HealthTimeout, and
@@ -32,9 +36,18 @@ func (s *Server) health(c *gin.Context) {
 			results[i] = h.Check(ctx)
 		}()
 	}
+	var configured map[string]bool
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.HealthTimeout)
+		defer cancel()
+		configured = s.configuredTypes(ctx)
+	}()
 	wg.Wait()
 
-	body := healthBody{Status: "ok", Version: s.cfg.Version, Timestamp: time.Now().UTC(), Checks: map[string]string{}}
+	body := healthBody{Status: "ok", Version: s.cfg.Version, Timestamp: time.Now().UTC(), Checks: map[string]string{},
+		OpenAIConfigured: configured["openai"], StripeConfigured: configured["stripe"]}
 	var failing []string
 	for i, h := range s.cfg.Health {
 		if results[i] != nil {

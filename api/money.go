@@ -23,3 +23,15 @@ func optNum(d *decimal.Decimal) *Number {
 	n := Number(*d)
 	return &n
 }
+
+// orZero puts an optional ratio (a margin without revenue, revenue per unit
+// without usage) on the wire as REST clients of the original product read
+// it: always a number, since they do arithmetic on it (null crashed them),
+// so an absent ratio is 0 with defined false, and every such field has a
+// *_defined flag beside it so that nobody takes that 0 for a real 0 %.
+func orZero(d *decimal.Decimal) (n Number, defined bool) {
+	if d == nil {
+		return Number{}, false
+	}
+	return Number(*d), true
+}

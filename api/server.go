@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -99,9 +100,14 @@ type Config struct {
 	// whose X-Forwarded-For names the client; default none, so a client
 	// cannot choose the address the login limits count it under.
 	TrustedProxies []string
-	// CORSOrigins may call the API from a browser; default
-	// http://localhost:3000. The server's own origin is always allowed.
+	// CORSOrigins may call the API from a browser, with credentials, and
+	// send state-changing requests on the session cookie (session.go); none
+	// by default. The server's own origin is always allowed.
 	CORSOrigins []string
+	// TrustForwardedProto: a TLS-terminating proxy in front sets
+	// X-Forwarded-Proto, so "https" there marks the session cookie Secure.
+	// Off, only the connection's own TLS counts.
+	TrustForwardedProto bool
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // where API metrics go; nil = not registered
@@ -170,6 +176,7 @@ type Server struct {
 	metrics *metrics
 	http    *http.Server
 	logins  *loginGuard
+	origins map[string]bool // CORSOrigins
 }
 
 // New builds the routes. It does not listen yet.
@@ -182,7 +189,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "api"), metrics: m}
+	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "api"), metrics: m, origins: map[string]bool{}}
+	for _, o := range cfg.CORSOrigins {
+		s.origins[strings.TrimRight(o, "/")] = true
+	}
 
 	s.logins = newLoginGuard(cfg.Auth, cfg.Logins, func(reason string) { m.loginsRefused.WithLabelValues(reason).Inc() })
 
@@ -198,7 +208,7 @@ func New(cfg Config) (*Server, error) {
 	// credentials and must be answered as such. limitBody before any handler
 	// reads a body: every route has a ceiling, routes with smaller bodies
 	// set their own on top.
-	e.Use(s.recoverer, s.observe, corsMiddleware(cfg.CORSOrigins), s.limitBody)
+	e.Use(s.recoverer, s.observe, corsMiddleware(s.origins), s.limitBody)
 	e.GET("/health", s.health)
 	api := e.Group("/api", s.authenticate) // auth.go: public routes pass
 	api.GET("/health", s.health)
@@ -209,6 +219,7 @@ func New(cfg Config) (*Server, error) {
 	api.DELETE("/services/:id", s.deleteService)
 	api.POST("/test-service", s.testService)
 	api.GET("/service-types", s.listServiceTypes)
+	api.POST("/settings", s.postSettings)
 	api.GET("/sync-runs", s.listSyncRuns)
 	api.POST("/sync", s.syncAll)
 	api.POST("/services/:id/sync", s.syncService)

@@ -158,10 +158,19 @@ func (s *Server) deleteService(c *gin.Context) {
 	c.JSON(http.StatusOK, resultBody{Success: true, Message: fmt.Sprintf("service %s deleted", id)})
 }
 
+// testFailure is the answer to a test that ran and failed: clients of the
+// original product judge by the status, so it is never a 2xx.
+type testFailure struct {
+	Success bool   `json:"success"` // always false
+	Message string `json:"message"`
+	Detail  string `json:"detail"` // the same message, where error bodies have it
+}
+
 // testService serves POST /api/test-service: one real call to the service.
-// A request that cannot be tested (unknown type, missing fields) is a 400; a
-// test that ran and failed is a 200 with success false and the service's own
-// message, credentials removed.
+// A request that cannot be tested (unknown type, missing fields) is a 400;
+// credentials the service refused are a 422, a service that could not be
+// reached a 502, both with success false and the service's own message,
+// credentials removed; 200 with success true means they work.
 func (s *Server) testService(c *gin.Context) {
 	reg, ok := s.registry(c)
 	if !ok {
@@ -182,11 +191,52 @@ func (s *Server) testService(c *gin.Context) {
 	switch {
 	case err == nil:
 		c.JSON(http.StatusOK, resultBody{Success: true, Message: fmt.Sprintf("connected to %s: the credentials work", req.ServiceType)})
-	case errors.As(err, &svcErr) && (svcErr.Kind == services.KindAuth || svcErr.Kind == services.KindUnavailable):
-		c.JSON(http.StatusOK, resultBody{Success: false, Message: svcErr.Message})
+	case errors.As(err, &svcErr) && svcErr.Kind == services.KindAuth:
+		c.JSON(http.StatusUnprocessableEntity, testFailure{Message: svcErr.Message, Detail: svcErr.Message})
+	case errors.As(err, &svcErr) && svcErr.Kind == services.KindUnavailable:
+		c.JSON(http.StatusBadGateway, testFailure{Message: svcErr.Message, Detail: svcErr.Message})
 	default:
 		s.writeError(c, err)
 	}
+}
+
+type settingsBody struct {
+	Success    bool   `json:"success"`
+	Message    string `json:"message"`
+	Deprecated bool   `json:"deprecated"`
+}
+
+// postSettings serves POST /api/settings, which the original product had
+// already deprecated: it answered success with deprecated true and kept
+// nothing, and so does this. The body (API keys, typically) is read to check
+// it is a JSON object, then dropped: never stored, never logged.
+func (s *Server) postSettings(c *gin.Context) {
+	var body map[string]json.RawMessage
+	if err := s.readJSON(c, &body); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, settingsBody{Success: true, Deprecated: true,
+		Message: "POST /api/settings is deprecated and stores nothing: add each integration with POST /api/services"})
+}
+
+// configuredTypes reports, for the health answer, which service types have a
+// service configured (the original product's openai_configured and
+// stripe_configured). Without a registry, or if it cannot be read, none.
+func (s *Server) configuredTypes(ctx context.Context) map[string]bool {
+	out := map[string]bool{}
+	if s.cfg.Services == nil {
+		return out
+	}
+	list, err := s.cfg.Services.List(ctx)
+	if err != nil {
+		s.logger.Warn("health: the configured services could not be listed", "error", err.Error())
+		return out
+	}
+	for _, svc := range list {
+		out[svc.Type] = true
+	}
+	return out
 }
 
 // readJSON decodes a bounded JSON object body into v. Decoding errors are

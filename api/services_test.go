@@ -120,6 +120,10 @@ func TestServicesAPICreateListDelete(t *testing.T) {
 	status, body := a.do(t, http.MethodGet, "/api/services", "")
 	require.Equal(t, http.StatusOK, status)
 	assert.Equal(t, map[string]any{"services": []any{}}, body)
+	status, body = a.do(t, http.MethodGet, "/api/health", "")
+	require.Equal(t, http.StatusOK, status, body)
+	assert.Equal(t, false, body["stripe_configured"], body)
+	assert.Equal(t, false, body["openai_configured"], body)
 
 	status, body = a.do(t, http.MethodPost, "/api/services",
 		`{"service_type":"stripe","service_name":"Main account","credentials":{"api_key":"`+plantedSecret+`"}}`)
@@ -146,6 +150,10 @@ func TestServicesAPICreateListDelete(t *testing.T) {
 		assert.Nil(t, v, k)
 	}
 	assert.NotContains(t, svc, "credentials")
+	status, body = a.do(t, http.MethodGet, "/api/health", "")
+	require.Equal(t, http.StatusOK, status, body)
+	assert.Equal(t, true, body["stripe_configured"], "a stripe service is configured: %v", body)
+	assert.Equal(t, false, body["openai_configured"], body)
 
 	// Same type and name again: 409.
 	status, body = a.do(t, http.MethodPost, "/api/services",
@@ -209,12 +217,14 @@ func TestServicesAPITestService(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	assert.Equal(t, true, body["success"], body)
 
-	// The service refuses: still 200, success false, its own message without the key.
+	// The service refuses: 422 (clients judge by the status), success false,
+	// its own message without the key, in message and detail.
 	status, body = a.do(t, http.MethodPost, "/api/test-service", `{"service_type":"stripe","credentials":{"api_key":"`+plantedSecret+`"}}`)
-	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, http.StatusUnprocessableEntity, status, body)
 	assert.Equal(t, false, body["success"])
 	assert.Contains(t, body["message"], "Invalid API Key provided")
 	assert.Contains(t, body["message"], "[redacted]")
+	assert.Equal(t, body["message"], body["detail"])
 
 	// Cannot be tested at all: 400.
 	status, body = a.do(t, http.MethodPost, "/api/test-service", `{"service_type":"stripe","credentials":{}}`)
@@ -231,6 +241,20 @@ func TestServicesAPITestService(t *testing.T) {
 	status, body = a.do(t, http.MethodGet, "/api/services", "")
 	require.Equal(t, http.StatusOK, status)
 	assert.Empty(t, body["services"])
+}
+
+// POST /api/settings answers as the original product's deprecated route
+// did, and keeps nothing of what it was sent.
+func TestSettingsDeprecated(t *testing.T) {
+	a := newServicesAPI(t, false)
+	status, body := a.do(t, http.MethodPost, "/api/settings", `{"openai":{"api_key":"`+plantedSecret+`","org_id":"org-1"},"stripe":{"api_key":"`+goodKey+`"}}`)
+	require.Equal(t, http.StatusOK, status, body)
+	assert.Equal(t, true, body["success"])
+	assert.Equal(t, true, body["deprecated"])
+	assert.Contains(t, body["message"], "/api/services")
+	status, body = a.do(t, http.MethodPost, "/api/settings", `[1]`)
+	assert.Equal(t, http.StatusBadRequest, status, body)
+	assert.Contains(t, body["detail"], "JSON object")
 }
 
 func TestServicesAPIWithoutRegistry(t *testing.T) {

@@ -17,11 +17,12 @@ type ServiceTypes interface {
 }
 
 type serviceTypeBody struct {
-	Name     string   `json:"name"`
-	Category string   `json:"category"`
-	Required []string `json:"required"`
-	Optional []string `json:"optional"`
-	Native   bool     `json:"native"` // a native connector exists (catalog.Type.New)
+	Name     string            `json:"name"`
+	Category string            `json:"category"`
+	Required []string          `json:"required"`
+	Optional []string          `json:"optional"`
+	Help     map[string]string `json:"help"`   // what uvr does with each field
+	Native   bool              `json:"native"` // a native connector exists (catalog.Type.New)
 }
 
 type serviceTypesBody struct {
@@ -29,7 +30,8 @@ type serviceTypesBody struct {
 }
 
 // listServiceTypes serves GET /api/service-types: every type with its
-// credential fields, sorted by name. Field names only, never a value.
+// credential fields and what each does, sorted by name. Field names only,
+// never a value.
 func (s *Server) listServiceTypes(c *gin.Context) {
 	reg, ok := s.registry(c)
 	if !ok {
@@ -43,6 +45,7 @@ func (s *Server) listServiceTypes(c *gin.Context) {
 			Category: string(t.Category),
 			Required: orEmpty(t.Required),
 			Optional: orEmpty(t.Optional),
+			Help:     t.Help,
 			Native:   t.New != nil,
 		})
 	}

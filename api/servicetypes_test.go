@@ -20,11 +20,12 @@ import (
 )
 
 type serviceType struct {
-	Name     string   `json:"name"`
-	Category string   `json:"category"`
-	Required []string `json:"required"`
-	Optional []string `json:"optional"`
-	Native   bool     `json:"native"`
+	Name     string            `json:"name"`
+	Category string            `json:"category"`
+	Required []string          `json:"required"`
+	Optional []string          `json:"optional"`
+	Help     map[string]string `json:"help"`
+	Native   bool              `json:"native"`
 }
 
 // getServiceTypes calls GET /api/service-types on a and checks the answer
@@ -78,7 +79,7 @@ func TestServiceTypesListTheRegistryCatalog(t *testing.T) {
 		if opt == nil {
 			opt = []string{}
 		}
-		want = append(want, serviceType{Name: typ.Name, Category: string(typ.Category), Required: typ.Required, Optional: opt, Native: typ.Name == "stripe"})
+		want = append(want, serviceType{Name: typ.Name, Category: string(typ.Category), Required: typ.Required, Optional: opt, Help: typ.Help, Native: typ.Name == "stripe"})
 	}
 	assert.Equal(t, want, body.ServiceTypes)
 

@@ -505,6 +505,9 @@ func (s *Store) IssueToken(userID string, ttl time.Duration) (string, error) {
 	return issueToken(secret, userID, s.cfg.Now(), ttl)
 }
 
+// TokenTTL is the lifetime of the tokens Login issues.
+func (s *Store) TokenTTL() time.Duration { return s.cfg.TokenTTL }
+
 // SystemToken signs a token for uvr itself (an admin without a user), for
 // in-process clients such as the demo loader. Keep ttl short.
 func (s *Store) SystemToken(ttl time.Duration) (string, error) {

@@ -100,6 +100,9 @@ type Config struct {
 	// count); LoginConcurrency bounds the password checks run at once.
 	TrustedProxies   []string
 	LoginConcurrency int
+	// TrustForwardedProto: a TLS-terminating proxy sets X-Forwarded-Proto
+	// (the session cookie is then Secure when it says https).
+	TrustForwardedProto bool
 }
 
 func defaultConfig() Config {
@@ -128,8 +131,6 @@ func defaultConfig() Config {
 		VaultMount:          "secret",
 		VaultPrefix:         "uvr/services",
 		TokenTTL:            12 * time.Hour,
-		CORSOrigins:         []string{"http://localhost:3000"},
-
 		// API hardening (api.Config, docs/operations.md "Hardening").
 		HTTPReadHeaderTimeout: 10 * time.Second,
 		HTTPReadTimeout:       time.Minute,
@@ -247,12 +248,14 @@ func (cfg *Config) bind(fs *pflag.FlagSet) {
 	withEnv("admin-email", "UVR_ADMIN_EMAIL")
 	fs.StringVar(&cfg.AdminPassword, "admin-password", "", "password of --admin-email (prefer the environment variable)")
 	withEnv("admin-password", "UVR_ADMIN_PASSWORD")
-	fs.StringSliceVar(&cfg.CORSOrigins, "cors-origins", cfg.CORSOrigins, "browser origins allowed to call the API, comma separated (the server's own origin always is)")
+	fs.StringSliceVar(&cfg.CORSOrigins, "cors-origins", cfg.CORSOrigins, "browser origins allowed to call the API and to write on the session cookie, comma separated; none by default (the server's own origin always is; make run allows localhost and 127.0.0.1 on ports 3000-3002)")
 	withEnv("cors-origins", "UVR_CORS_ORIGINS")
 	fs.StringSliceVar(&cfg.TrustedProxies, "trusted-proxies", cfg.TrustedProxies, "reverse proxies (IPs or CIDRs, comma separated) whose X-Forwarded-For names the client; default none")
 	withEnv("trusted-proxies", "UVR_TRUSTED_PROXIES")
 	fs.IntVar(&cfg.LoginConcurrency, "login-concurrency", cfg.LoginConcurrency, "password checks (argon2id, 19 MiB each) run at once; more logins wait")
 	withEnv("login-concurrency", "UVR_LOGIN_CONCURRENCY")
+	fs.BoolVar(&cfg.TrustForwardedProto, "trust-forwarded-proto", false, "a TLS-terminating proxy in front sets X-Forwarded-Proto: mark the session cookie Secure when it says https")
+	withEnv("trust-forwarded-proto", "UVR_TRUST_FORWARDED_PROTO")
 }
 
 const envAnnotation = "uvr_env"

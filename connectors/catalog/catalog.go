@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -50,7 +51,11 @@ type Type struct {
 	Category Category // usage or revenue
 	Required []string // credential fields that must be present and non-blank
 	Optional []string // credential fields that may be present
-	New      Factory  // nil: no native connector (yet)
+	// Help says what uvr does with each field (GET /api/service-types
+	// serves it): where the vendor gives a field a meaning, uvr uses it;
+	// where it has none for the API uvr reads, Help says so.
+	Help map[string]string
+	New  Factory // nil: no native connector (yet)
 }
 
 // Fields returns the required then the optional fields.
@@ -94,7 +99,12 @@ func New(types ...Type) (*Catalog, error) {
 			}
 			seen[f] = true
 		}
-		t.Required, t.Optional = slices.Clone(t.Required), slices.Clone(t.Optional)
+		for _, f := range slices.Sorted(maps.Keys(t.Help)) {
+			if !seen[f] {
+				errs = append(errs, fmt.Errorf("catalog: type %q: help for %q, which is not one of its fields", t.Name, f))
+			}
+		}
+		t.Required, t.Optional, t.Help = slices.Clone(t.Required), slices.Clone(t.Optional), maps.Clone(t.Help)
 		c.types[t.Name] = t
 		c.names = append(c.names, t.Name)
 	}
@@ -116,22 +126,68 @@ var (
 		"limit_param", "page_size", "next_url_path", "since_param"}
 )
 
-// Builtin returns the service types uvr knows, without factories.
+// Help shared by several types.
+const (
+	helpBaseURL   = "overrides the vendor's API address (a sandbox, a proxy, a local mock)"
+	helpCustomKey = "sent as \"Authorization: Bearer <key>\" (or in the header auth_header names)"
+	helpCustomURL = "the API's address; path is appended to it"
+	helpAccount   = "sent as the query parameter account_id of every call (a tenant or account of the API)"
+)
+
+// Builtin returns the service types uvr knows, without factories. The
+// fields are those the original product's service forms send (and the
+// custom sources' settings); Help says what each does.
 func Builtin() []Type {
 	return []Type{
 		// Usage: what the product costs to run.
-		{Name: "openai", Category: Usage, Required: []string{"api_key"}, Optional: baseURL},
-		{Name: "anthropic", Category: Usage, Required: []string{"api_key"}, Optional: baseURL},
-		{Name: "aws", Category: Usage, Required: []string{"access_key_id", "secret_access_key", "region"}, Optional: baseURL},
-		{Name: "datadog", Category: Usage, Required: []string{"api_key", "app_key"}, Optional: []string{"site", "base_url"}},
-		{Name: "custom-usage", Category: Usage, Required: []string{"api_key", "base_url"}, Optional: customOptions},
+		{Name: "openai", Category: Usage, Required: []string{"api_key"}, Optional: []string{"org_id", "base_url"}, Help: map[string]string{
+			"api_key":  "an admin key (sk-admin-…): the Usage and Costs APIs need one",
+			"org_id":   "sent as the OpenAI-Organization header, for a key of several organizations; empty: the key's default one",
+			"base_url": helpBaseURL,
+		}},
+		{Name: "anthropic", Category: Usage, Required: []string{"api_key"}, Optional: baseURL, Help: map[string]string{
+			"api_key": "an Admin API key (sk-ant-admin…): the usage and cost reports need one", "base_url": helpBaseURL,
+		}},
+		{Name: "aws", Category: Usage, Required: []string{"access_key_id", "secret_access_key", "region"}, Optional: baseURL, Help: map[string]string{
+			"access_key_id": "signs the Cost Explorer and CloudWatch calls (SigV4) with secret_access_key", "secret_access_key": "the key's secret",
+			"region": "the region of the CloudWatch metrics (Cost Explorer is global)", "base_url": helpBaseURL,
+		}},
+		{Name: "datadog", Category: Usage, Required: []string{"api_key", "app_key"}, Optional: []string{"site", "base_url"}, Help: map[string]string{
+			"api_key": "sent as DD-API-KEY", "app_key": "sent as DD-APPLICATION-KEY (usage metering needs one)",
+			"site":     "your Datadog site (datadoghq.com, datadoghq.eu, us3.datadoghq.com, …): the API is https://api.<site>; default datadoghq.com",
+			"base_url": helpBaseURL + "; wins over site",
+		}},
+		{Name: "custom-usage", Category: Usage, Required: []string{"api_key", "base_url"}, Optional: customOptions, Help: map[string]string{
+			"api_key": helpCustomKey, "base_url": helpCustomURL, "account_id": helpAccount,
+		}},
 		// Revenue: what customers pay.
-		{Name: "stripe", Category: Revenue, Required: []string{"api_key"}, Optional: baseURL},
-		{Name: "chargebee", Category: Revenue, Required: []string{"api_key", "site"}, Optional: baseURL},
-		{Name: "paddle", Category: Revenue, Required: []string{"api_key", "vendor_id"}, Optional: baseURL},
-		{Name: "recurly", Category: Revenue, Required: []string{"api_key", "subdomain"}, Optional: baseURL},
-		{Name: "braintree", Category: Revenue, Required: []string{"merchant_id", "public_key", "private_key"}, Optional: baseURL},
-		{Name: "custom-revenue", Category: Revenue, Required: []string{"api_key", "base_url"}, Optional: customOptions},
+		{Name: "stripe", Category: Revenue, Required: []string{"api_key"}, Optional: []string{"account_id", "base_url"}, Help: map[string]string{
+			"api_key":    "a secret (sk_…) or restricted read key (rk_…)",
+			"account_id": "a connected account (acct_…) to read with the platform's key, sent as the Stripe-Account header; empty: the key's own account",
+			"base_url":   helpBaseURL,
+		}},
+		{Name: "chargebee", Category: Revenue, Required: []string{"api_key", "site"}, Optional: baseURL, Help: map[string]string{
+			"api_key": "a read-only API key (HTTP basic auth)", "site": "the site name: acme reads https://acme.chargebee.com",
+			"base_url": helpBaseURL + "; wins over site",
+		}},
+		{Name: "paddle", Category: Revenue, Required: []string{"api_key", "vendor_id"}, Optional: baseURL, Help: map[string]string{
+			"api_key":   "a Paddle Billing API key (sent as a bearer token to api.paddle.com); it selects the account",
+			"vendor_id": "your Paddle seller (Classic vendor) id: the Billing API uvr reads takes none, so it only names the account in logs and checks nothing",
+			"base_url":  helpBaseURL + " (https://sandbox-api.paddle.com for the sandbox)",
+		}},
+		{Name: "recurly", Category: Revenue, Required: []string{"api_key", "subdomain"}, Optional: baseURL, Help: map[string]string{
+			"api_key":   "a private API key (HTTP basic auth); it selects the site",
+			"subdomain": "your site's subdomain (acme for acme.recurly.com): API v3 has one address for every site (https://v3.recurly.com), so it only names the site in logs",
+			"base_url":  helpBaseURL + " (https://v3.eu.recurly.com for a site hosted in the EU)",
+		}},
+		{Name: "braintree", Category: Revenue, Required: []string{"merchant_id", "public_key", "private_key"}, Optional: baseURL, Help: map[string]string{
+			"merchant_id": "your merchant id: the GraphQL API selects the merchant by the keys, so it names the merchant in logs",
+			"public_key":  "with private_key, the HTTP basic auth of the GraphQL API", "private_key": "the key pair's secret half",
+			"base_url": helpBaseURL + " (https://payments.sandbox.braintree-api.com for the sandbox)",
+		}},
+		{Name: "custom-revenue", Category: Revenue, Required: []string{"api_key", "base_url"}, Optional: customOptions, Help: map[string]string{
+			"api_key": helpCustomKey, "base_url": helpCustomURL, "account_id": helpAccount,
+		}},
 	}
 }
 
@@ -165,7 +221,7 @@ func (c *Catalog) Lookup(name string) (Type, bool) {
 	if !ok {
 		return Type{}, false
 	}
-	t.Required, t.Optional = slices.Clone(t.Required), slices.Clone(t.Optional)
+	t.Required, t.Optional, t.Help = slices.Clone(t.Required), slices.Clone(t.Optional), maps.Clone(t.Help)
 	return t, true
 }
 

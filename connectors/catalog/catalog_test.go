@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -24,12 +25,12 @@ func TestBuiltinTypes(t *testing.T) {
 		category           catalog.Category
 		required, optional []string
 	}{
-		"openai":         {catalog.Usage, []string{"api_key"}, base},
+		"openai":         {catalog.Usage, []string{"api_key"}, []string{"org_id", "base_url"}},
 		"anthropic":      {catalog.Usage, []string{"api_key"}, base},
 		"aws":            {catalog.Usage, []string{"access_key_id", "secret_access_key", "region"}, base},
 		"datadog":        {catalog.Usage, []string{"api_key", "app_key"}, []string{"site", "base_url"}},
 		"custom-usage":   {catalog.Usage, []string{"api_key", "base_url"}, custom},
-		"stripe":         {catalog.Revenue, []string{"api_key"}, base},
+		"stripe":         {catalog.Revenue, []string{"api_key"}, []string{"account_id", "base_url"}},
 		"chargebee":      {catalog.Revenue, []string{"api_key", "site"}, base},
 		"paddle":         {catalog.Revenue, []string{"api_key", "vendor_id"}, base},
 		"recurly":        {catalog.Revenue, []string{"api_key", "subdomain"}, base},
@@ -49,6 +50,50 @@ func TestBuiltinTypes(t *testing.T) {
 	}
 	_, ok := c.Lookup("mailchimp")
 	assert.False(t, ok)
+}
+
+// Every field the original product's service forms send is accepted by its
+// type, and every field of every type says what uvr does with it.
+func TestOriginalClientFieldsAreAcceptedAndDocumented(t *testing.T) {
+	sent := map[string]map[string]string{
+		"openai":         {"api_key": "k", "org_id": "org-1"},
+		"anthropic":      {"api_key": "k"},
+		"aws":            {"access_key_id": "AKIA", "secret_access_key": "s", "region": "us-east-1"},
+		"datadog":        {"api_key": "k", "app_key": "a", "site": "datadoghq.eu"},
+		"custom-usage":   {"api_key": "k", "base_url": "https://api.example.com", "account_id": "t1"},
+		"stripe":         {"api_key": "sk_test_1", "account_id": "acct_1"},
+		"chargebee":      {"api_key": "k", "site": "acme"},
+		"paddle":         {"api_key": "k", "vendor_id": "1234"},
+		"recurly":        {"api_key": "k", "subdomain": "acme"},
+		"braintree":      {"merchant_id": "m", "public_key": "p", "private_key": "s"},
+		"custom-revenue": {"api_key": "k", "base_url": "https://api.example.com", "account_id": "t1"},
+	}
+	c, err := catalog.Default(nil)
+	require.NoError(t, err)
+	for name, creds := range sent {
+		assert.NoError(t, c.Validate(name, "", creds), name)
+		// The forms send the optional fields left blank as "": accepted too.
+		typ, _ := c.Lookup(name)
+		blank := map[string]string{}
+		for k, v := range creds {
+			blank[k] = v
+		}
+		for _, f := range typ.Optional {
+			if _, ok := blank[f]; !ok && (f == "org_id" || f == "account_id" || f == "site") {
+				blank[f] = ""
+			}
+		}
+		assert.NoError(t, c.Validate(name, "", blank), "%s with blank optional fields", name)
+	}
+	for _, typ := range c.Types() {
+		for _, f := range []string{"api_key", "org_id", "site", "account_id", "vendor_id", "subdomain", "merchant_id", "public_key", "private_key", "base_url", "access_key_id", "secret_access_key", "region", "app_key"} {
+			if slices.Contains(typ.Fields(), f) {
+				assert.NotEmpty(t, typ.Help[f], "%s.%s says what it does", typ.Name, f)
+			}
+		}
+	}
+	_, err = catalog.New(catalog.Type{Name: "x", Category: catalog.Usage, Required: []string{"k"}, Help: map[string]string{"kk": "typo"}})
+	assert.ErrorContains(t, err, `help for "kk", which is not one of its fields`)
 }
 
 func TestValidate(t *testing.T) {

@@ -78,13 +78,12 @@ func New(cfg Config) (*Source, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := cfg.Logger.With("component", "connector", "service", ServiceType)
-	base := cfg.BaseURL
-	if base == "" {
-		base = "https://" + cfg.Site + ".chargebee.com"
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = "https://" + cfg.Site + ".chargebee.com"
 	}
 	key := cfg.APIKey
 	h, err := source.NewHTTP(source.HTTPConfig{
-		Service: ServiceType, BaseURL: base, Secrets: []string{key},
+		Service: ServiceType, BaseURL: cfg.BaseURL, Secrets: []string{key},
 		// Chargebee takes the API key as the basic-auth user name, no password.
 		Authorize:         func(r *http.Request) { r.SetBasicAuth(key, "") },
 		RequestsPerSecond: cfg.RequestsPerSecond, RetryWaitMin: cfg.RetryWaitMin, RetryWaitMax: cfg.RetryWaitMax,
@@ -95,6 +94,10 @@ func New(cfg Config) (*Source, error) {
 	}
 	return &Source{cfg: cfg, http: h, log: log}, nil
 }
+
+// BaseURL is the address the source calls: base_url, else the site's own
+// (https://<site>.chargebee.com).
+func (s *Source) BaseURL() string { return s.cfg.BaseURL }
 
 // FromCredentials builds a Source from the service catalog's credentials:
 // api_key and site are required; base_url is optional (tests, proxies).

@@ -251,7 +251,7 @@ func TestFromCredentials(t *testing.T) {
 
 	s, err := FromCredentials(map[string]string{"api_key": testKey, "site": "acme"}, nil)
 	require.NoError(t, err)
-	require.NotNil(t, s)
+	assert.Equal(t, "https://acme.chargebee.com", s.BaseURL(), "site names the API host")
 
 	fake := newFake(t)
 	srv := httptest.NewServer(fake)

@@ -143,6 +143,10 @@ func New(cfg Config) (*Source, error) {
 	return &Source{cfg: cfg, http: h, log: log}, nil
 }
 
+// BaseURL is the address the source calls: base_url, else the API of the
+// site (https://api.<site>).
+func (s *Source) BaseURL() string { return s.cfg.BaseURL }
+
 // FromCredentials builds a source from stored credentials: api_key and
 // app_key (required); site, attribution_tag and base_url (optional).
 func FromCredentials(creds map[string]string, logger *slog.Logger) (*Source, error) {

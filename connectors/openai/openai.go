@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/uvrhq/uvr/connectors/source"
@@ -57,6 +58,10 @@ var costsGroupBy = []string{"project_id", "line_item"}
 type Config struct {
 	APIKey  string // admin key (sk-admin-…), required
 	BaseURL string // default DefaultBaseURL
+	// Organization (org-…), sent as the OpenAI-Organization header: a key
+	// that belongs to several organizations reads this one. Empty: the key's
+	// default organization.
+	Organization string
 
 	// Endpoints to read; nil means every key of Endpoints, sorted.
 	Endpoints []string
@@ -140,10 +145,15 @@ func New(cfg Config) (*Source, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := cfg.Logger.With("component", "connector", "service", Service)
-	key := cfg.APIKey
+	key, org := cfg.APIKey, strings.TrimSpace(cfg.Organization)
 	h, err := source.NewHTTP(source.HTTPConfig{
 		Service: Service, BaseURL: cfg.BaseURL, Secrets: []string{key},
-		Authorize:         func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+key) },
+		Authorize: func(r *http.Request) {
+			r.Header.Set("Authorization", "Bearer "+key)
+			if org != "" {
+				r.Header.Set("OpenAI-Organization", org)
+			}
+		},
 		RequestsPerSecond: cfg.RequestsPerSecond,
 		RetryWaitMin:      cfg.RetryWaitMin, RetryWaitMax: cfg.RetryWaitMax,
 		Logger: log,
@@ -156,12 +166,13 @@ func New(cfg Config) (*Source, error) {
 }
 
 // FromCredentials builds a source from stored credentials: api_key
-// (required) and base_url (optional, for tests and proxies).
+// (required), org_id (optional: the OpenAI-Organization header) and base_url
+// (optional, for tests and proxies).
 func FromCredentials(creds map[string]string, logger *slog.Logger) (*Source, error) {
 	if creds["api_key"] == "" {
 		return nil, errors.New("openai credentials: missing api_key")
 	}
-	return New(Config{APIKey: creds["api_key"], BaseURL: creds["base_url"], Logger: logger})
+	return New(Config{APIKey: creds["api_key"], Organization: creds["org_id"], BaseURL: creds["base_url"], Logger: logger})
 }
 
 // Check reads one day of completions usage: an admin key is required.

@@ -418,6 +418,30 @@ func TestMapperMapsABucket(t *testing.T) {
 	assert.ErrorContains(t, err, `completions bucket 1 result 0: input_tokens: "1200" is not a number`)
 }
 
+// org_id becomes the OpenAI-Organization header of every call (Check and
+// Read alike); without it the header is absent and the key's default
+// organization answers.
+func TestOrganizationHeader(t *testing.T) {
+	for _, org := range []string{"org-planted1234", ""} {
+		state, srv := newServer(t, nil)
+		creds := map[string]string{"api_key": apiKey, "base_url": srv.URL}
+		if org != "" {
+			creds["org_id"] = org
+		}
+		src, err := openai.FromCredentials(creds, nil)
+		require.NoError(t, err)
+		require.NoError(t, src.Check(context.Background()), "the recorded completions page answers the check")
+		state.mu.Lock()
+		require.NotEmpty(t, state.requests)
+		for _, r := range state.requests {
+			assert.Equal(t, org, r.Header.Get("OpenAI-Organization"), r.URL.Path)
+			_, sent := r.Header["Openai-Organization"]
+			assert.Equal(t, org != "", sent, "the header is sent only with an org_id")
+		}
+		state.mu.Unlock()
+	}
+}
+
 func TestFromCredentials(t *testing.T) {
 	_, err := openai.FromCredentials(map[string]string{}, nil)
 	assert.EqualError(t, err, "openai credentials: missing api_key")

@@ -27,6 +27,10 @@ type Config struct {
 	APIKey string
 	// BaseURL overrides https://api.stripe.com (stripe-mock, tests).
 	BaseURL string
+	// Account (acct_…) is a connected account to read, sent as the
+	// Stripe-Account header with the platform's key (Stripe Connect).
+	// Empty: the key's own account.
+	Account string
 	// Start is where a sync with no cursor begins (objects created at or
 	// after it); zero means the whole account history.
 	Start time.Time
@@ -144,13 +148,14 @@ func New(cfg Config) (*Source, error) {
 }
 
 // FromCredentials builds a source from a credential map as the service
-// catalog stores it: api_key (required), base_url (optional).
+// catalog stores it: api_key (required), account_id (optional: the
+// Stripe-Account header), base_url (optional).
 func FromCredentials(creds map[string]string, logger *slog.Logger) (*Source, error) {
 	key := strings.TrimSpace(creds["api_key"])
 	if key == "" {
 		return nil, errors.New("stripe credentials: api_key is missing")
 	}
-	return New(Config{APIKey: key, BaseURL: creds["base_url"], Logger: logger})
+	return New(Config{APIKey: key, Account: strings.TrimSpace(creds["account_id"]), BaseURL: creds["base_url"], Logger: logger})
 }
 
 // Check lists one customer: cheap, and it proves the key can read.
@@ -461,6 +466,9 @@ func withField(raw json.RawMessage, key string, value any) (json.RawMessage, err
 // *source.AuthError for 401/403, else an error naming the path; the key is
 // never in either.
 func (s *Source) call(ctx context.Context, path string, params *listParams, out *rawList) error {
+	if s.cfg.Account != "" {
+		params.SetStripeAccount(s.cfg.Account)
+	}
 	for attempt := 0; ; attempt++ {
 		if err := s.limiter.Wait(ctx); err != nil {
 			return err

@@ -3,6 +3,11 @@ package stripe_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,4 +72,42 @@ func TestStripeMockPeer(t *testing.T) {
 	require.ErrorAs(t, err, &auth)
 	assert.Equal(t, http.StatusUnauthorized, auth.Status)
 	assert.NotContains(t, err.Error(), "not_a_key_9f8e7d")
+}
+
+// account_id reads a connected account: every call carries it as the
+// Stripe-Account header (stripe-mock accepts it; a recording proxy in front
+// sees it on each request), and without it no call does.
+func TestStripeAccountHeader(t *testing.T) {
+	base, err := url.Parse(servicetest.StripeMock(t))
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, account := range []string{"acct_1PlantedConnect", ""} {
+		var mu sync.Mutex
+		var seen []string
+		proxy := httputil.NewSingleHostReverseProxy(base)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			seen = append(seen, r.URL.Path+" "+r.Header.Get("Stripe-Account"))
+			mu.Unlock()
+			proxy.ServeHTTP(w, r)
+		}))
+		creds := map[string]string{"api_key": "sk_test_123", "base_url": srv.URL}
+		if account != "" {
+			creds["account_id"] = account
+		}
+		s, err := stripe.FromCredentials(creds, nil)
+		require.NoError(t, err)
+		require.NoError(t, s.Check(ctx))
+		var out sourcetest.Collector
+		require.NoError(t, s.Read(ctx, nil, &out))
+		assert.NotEmpty(t, out.Events, "stripe-mock answered through the proxy")
+		srv.Close()
+		mu.Lock()
+		require.NotEmpty(t, seen)
+		for _, line := range seen {
+			assert.True(t, strings.HasSuffix(line, " "+account), "%q carries Stripe-Account %q", line, account)
+		}
+		mu.Unlock()
+	}
 }

@@ -4,13 +4,11 @@
 // (UVR_BIN = the built binary; UVR_CLICKHOUSE_* from deploy/services).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, mkdirSync, createWriteStream, copyFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, copyFileSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium, startUVR, until as poll } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, '..', 'test-results');
@@ -23,36 +21,10 @@ const PASSWORD = external ? process.env.UVR_E2E_PASSWORD : 'e2e-' + Math.random(
 // Projecting the demo's ~100 k events takes 1–2 min on a busy 2-core machine.
 const WAIT = 300_000;
 
-let uvr, uvrExit, base, token, browser, page, vendor, dataDir, database;
-let uvrLog = '';
+let uvr, base, token, browser, ctx, page, vendor;
 
-/** until polls f until it returns a truthy value, or fails after ms. */
-async function until(what, f, ms = WAIT, every = 250) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (uvrExit) throw new Error(`uvr exited (${uvrExit}) while waiting for ${what}; log in ${join(out, 'uvr.log')}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ': ' + last.message : ''}`);
-    await new Promise((r) => setTimeout(r, every));
-  }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+/** until polls f with a deadline, failing at once if uvr exits. */
+const until = (what, f, ms = WAIT, every = 250) => poll(what, f, ms, every, (w) => uvr?.alive(w));
 
 async function api(method, path, body) {
   const res = await fetch(base + path, {
@@ -86,42 +58,14 @@ async function shot(name) {
   await page.screenshot({ path: join(out, `${name}.png`) });
 }
 
-async function startUVR() {
-  assert.ok(process.env.UVR_BIN, 'UVR_BIN: the uvr binary to test (make web-test sets it)');
-  assert.ok(process.env.UVR_CLICKHOUSE_ADDR, 'UVR_CLICKHOUSE_ADDR: eval "$(deploy/services clickhouse env)"');
+before(async () => {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
-  dataDir = mkdtempSync(join(tmpdir(), 'uvr-web-e2e-'));
-  database = 'uvr_web_e2e_' + Math.random().toString(36).slice(2, 10);
-  const [http, metrics, kafka] = [await freePort(), await freePort(), await freePort()];
-  base = `http://127.0.0.1:${http}`;
-  const log = createWriteStream(join(out, 'uvr.log'));
-  const env = {
-    ...process.env,
-    UVR_HTTP_ADDR: `127.0.0.1:${http}`,
-    UVR_METRICS_ADDR: `127.0.0.1:${metrics}`,
-    UVR_EMBEDDED_KAFKA_ADDR: `127.0.0.1:${kafka}`,
-    UVR_DATA_DIR: dataDir,
-    UVR_CLICKHOUSE_DATABASE: database,
-    UVR_ADMIN_EMAIL: EMAIL,
-    UVR_ADMIN_PASSWORD: PASSWORD,
-  };
-  // The embedded broker and the local credential store: nothing shared.
-  for (const k of ['UVR_KAFKA_BROKERS', 'VAULT_ADDR', 'VAULT_TOKEN', 'VAULT_ROLE_ID', 'VAULT_SECRET_ID']) delete env[k];
-  uvr = spawn(process.env.UVR_BIN, ['run', '--demo'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  for (const s of [uvr.stdout, uvr.stderr]) {
-    s.on('data', (b) => {
-      uvrLog += b;
-      log.write(b);
-    });
-  }
-  uvr.on('exit', (code, sig) => (uvrExit = sig ?? String(code)));
-}
-
-before(async () => {
-  mkdirSync(out, { recursive: true });
   if (external) base = external;
-  else await startUVR();
+  else {
+    uvr = await startUVR({ name: 'web-e2e', args: ['run', '--demo'], env: { UVR_ADMIN_EMAIL: EMAIL, UVR_ADMIN_PASSWORD: PASSWORD }, out });
+    base = uvr.base;
+  }
   await until('/api/health', async () => (await fetch(base + '/api/health')).ok);
   const login = await fetch(base + '/api/auth/login', { method: 'POST', body: new URLSearchParams({ username: EMAIL, password: PASSWORD }) });
   assert.equal(login.status, 200, 'POST /api/auth/login with the admin of UVR_ADMIN_EMAIL');
@@ -129,7 +73,7 @@ before(async () => {
 
   // The demo history is in once uvr logs it sent, the projector has no lag,
   // no day awaits its aggregate, and two reads of the totals agree.
-  if (!external) await until('the demo history to be sent', () => uvrLog.includes('demo history sent'));
+  if (!external) await until('the demo history to be sent', () => uvr.log().includes('demo history sent'));
   const r90 = lastDays(90);
   let prev = '';
   await until('the demo data to be aggregated', async () => {
@@ -155,11 +99,8 @@ before(async () => {
   });
   await new Promise((r) => vendor.listen(0, '127.0.0.1', r));
 
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-US', colorScheme: 'light' });
+  browser = await launchChromium();
+  ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-US', colorScheme: 'light' });
   page = await ctx.newPage();
   page.setDefaultTimeout(30_000);
 });
@@ -167,20 +108,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   vendor?.close();
-  if (uvr && !uvrExit) {
-    const exited = new Promise((r) => uvr.once('exit', r));
-    uvr.kill('SIGTERM');
-    let timer;
-    await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 15_000)))]);
-    clearTimeout(timer);
-    if (!uvrExit) uvr.kill('SIGKILL');
-  }
-  if (process.env.UVR_CLICKHOUSE_HTTP_URL && database) {
-    // Bounded: a DROP can wait behind other tests' queries on a shared server;
-    // it still completes there after we stop waiting.
-    await fetch(process.env.UVR_CLICKHOUSE_HTTP_URL, { method: 'POST', body: `DROP DATABASE IF EXISTS ${database}`, signal: AbortSignal.timeout(10_000) }).catch(() => {});
-  }
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  await uvr?.stop();
 });
 
 test('a wrong password is refused with the API message, the right one logs in', async () => {
@@ -342,9 +270,30 @@ test('dark mode, and the screenshots for the README', async () => {
   }
 });
 
+test('the session is an HttpOnly cookie: no token in script reach', async () => {
+  const session = (await ctx.cookies(base)).find((c) => c.name === 'uvr_session');
+  assert.ok(session, 'login set the session cookie');
+  assert.equal(session.httpOnly, true);
+  assert.equal(session.sameSite, 'Lax');
+  const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie);
+  assert.ok(!stored.includes(session.value), 'the token is not in localStorage, sessionStorage or document.cookie');
+});
+
 test('a 401 returns to the login page', async () => {
-  // A token the server no longer accepts (expired, revoked, or another server's).
-  await page.evaluate(() => sessionStorage.setItem('uvr.token', 'revoked-token'));
+  // A session the server no longer accepts (expired, revoked, or another server's).
+  await ctx.addCookies([{ name: 'uvr_session', value: 'revoked-token', url: base }]);
+  await page.reload();
+  await page.getByRole('button', { name: 'Sign in' }).waitFor();
+});
+
+test('log out ends the session', async () => {
+  await page.getByLabel('Email').fill(EMAIL);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByTestId('kpi-revenue-value').waitFor();
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('button', { name: 'Sign in' }).waitFor();
+  assert.ok(!(await ctx.cookies(base)).some((c) => c.name === 'uvr_session'), 'the server cleared the cookie');
   await page.reload();
   await page.getByRole('button', { name: 'Sign in' }).waitFor();
 });

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { get, getToken, setToken, setUnauthorizedHandler, type Insight, type User } from './lib/api';
+import { get, logout, me, setUnauthorizedHandler, type Insight, type User } from './lib/api';
 import { FiltersProvider } from './lib/filters';
 import { navigate, PAGES, useLocation } from './lib/router';
 import { Button, cx, ToastProvider } from './components/ui';
@@ -20,40 +20,43 @@ export function App() {
   );
 }
 
+/**
+ * Shell shows the login page until there is a session. The session is the
+ * HttpOnly cookie the server sets at login: the app never sees the token, so
+ * it asks who the session belongs to (GET /api/auth/me) on load.
+ */
 function Shell() {
   const qc = useQueryClient();
-  const [token, setTok] = useState(getToken());
-  const [user, setUser] = useState<User | null>(() => {
-    const u = sessionStorage.getItem('uvr.user');
-    return u ? (JSON.parse(u) as User) : null;
-  });
+  // undefined: not known yet; null: no session.
+  const [user, setUser] = useState<User | null | undefined>(undefined);
   useEffect(() => {
-    // Any 401 (expired or revoked token) returns to the login page.
+    // Any 401 (the session expired, or the user was deactivated) returns to the login page.
     setUnauthorizedHandler(() => {
-      setTok(null);
+      setUser(null);
       qc.clear();
     });
+    let live = true;
+    me().then(
+      (u) => live && setUser(u),
+      () => live && setUser(null),
+    );
+    return () => {
+      live = false;
+    };
   }, [qc]);
 
-  if (!token) {
-    return (
-      <Login
-        onLogin={(t, u) => {
-          setToken(t);
-          sessionStorage.setItem('uvr.user', JSON.stringify(u));
-          setUser(u);
-          setTok(t);
-        }}
-      />
-    );
-  }
-  const logout = () => {
-    setToken(null);
-    sessionStorage.removeItem('uvr.user');
-    qc.clear();
-    setTok(null);
+  if (user === undefined) return null;
+  if (user === null) return <Login onLogin={setUser} />;
+  const onLogout = () => {
+    // The login page shows once the server cleared the cookie (or could not be reached).
+    void logout()
+      .catch(() => {})
+      .finally(() => {
+        qc.clear();
+        setUser(null);
+      });
   };
-  return <Layout user={user} onLogout={logout} />;
+  return <Layout user={user} onLogout={onLogout} />;
 }
 
 function useTheme(): [boolean, () => void] {

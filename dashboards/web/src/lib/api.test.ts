@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { errorMessage, qs } from './api';
+import { defined, errorMessage, qs } from './api';
+import { type Dec, parseExact } from './dec';
 
 describe('errorMessage', () => {
   it('shows the API detail and each problem with its field', () => {
@@ -22,5 +23,13 @@ describe('qs', () => {
   it('leaves out empty values', () => {
     expect(qs({ status: 'open', severity: '', kind: undefined, limit: 5 })).toBe('?status=open&limit=5');
     expect(qs({})).toBe('');
+  });
+});
+
+describe('defined', () => {
+  it('reads the flag, not the number: an undefined margin is no margin, not 0 %', () => {
+    const b = parseExact('{"a":{"profit_margin":0,"margin_defined":false},"b":{"profit_margin":0,"margin_defined":true}}') as Record<string, { profit_margin: Dec; margin_defined: boolean }>;
+    expect(defined(b.a.profit_margin, b.a.margin_defined)).toBeNull();
+    expect(defined(b.b.profit_margin, b.b.margin_defined)).not.toBeNull();
   });
 });

@@ -1,19 +1,10 @@
 import { type Dec, parseExact } from './dec';
 
-// The API client: every call carries the session's token; every answer is
-// parsed with exact numbers; an error carries the API's own message
+// The API client: the session is the HttpOnly cookie login sets (no token
+// is ever in script reach: nothing in localStorage or sessionStorage), sent
+// by the browser on every same-origin call; every answer is parsed with exact
+// numbers; an error carries the API's own message
 // (api/errors.go: {"detail": …, "errors": [{field, message}…]}).
-
-const TOKEN_KEY = 'uvr.token';
-
-export function getToken(): string | null {
-  return sessionStorage.getItem(TOKEN_KEY);
-}
-
-export function setToken(t: string | null): void {
-  if (t) sessionStorage.setItem(TOKEN_KEY, t);
-  else sessionStorage.removeItem(TOKEN_KEY);
-}
 
 /** Called on any 401: the app goes back to the login page. */
 let onUnauthorized: () => void = () => {};
@@ -50,8 +41,6 @@ export function errorMessage(status: number, body: unknown): string {
 
 export async function request<T>(method: string, path: string, body?: unknown, form?: URLSearchParams): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' };
-  const token = getToken();
-  if (token) headers.Authorization = `Bearer ${token}`;
   let payload: BodyInit | undefined;
   if (form) {
     payload = form;
@@ -62,7 +51,7 @@ export async function request<T>(method: string, path: string, body?: unknown, f
   }
   let res: Response;
   try {
-    res = await fetch(path, { method, headers, body: payload });
+    res = await fetch(path, { method, headers, body: payload, credentials: 'same-origin' });
   } catch (e) {
     throw new ApiError(0, `the server is unreachable (${(e as Error).message})`);
   }
@@ -76,8 +65,7 @@ export async function request<T>(method: string, path: string, body?: unknown, f
     }
   }
   if (!res.ok) {
-    if (res.status === 401 && !path.startsWith('/api/auth/login')) {
-      setToken(null);
+    if (res.status === 401 && !path.startsWith('/api/auth/')) {
       onUnauthorized();
     }
     const b = parsed as { errors?: Problem[] } | undefined;
@@ -120,8 +108,24 @@ export interface LoginResponse {
   user: User;
 }
 
+/** login opens the session: the server sets its cookie; the token in the answer is left unused. */
 export function login(email: string, password: string): Promise<LoginResponse> {
   return request<LoginResponse>('POST', '/api/auth/login', undefined, new URLSearchParams({ username: email, password }));
+}
+
+/** me is the session's user; an ApiError 401 when there is no session. */
+export const me = () => get<User>('/api/auth/me');
+
+/** logout ends the session (the server clears its cookie). */
+export const logout = () => request<void>('POST', '/api/auth/logout');
+
+/**
+ * defined reads a ratio the API always sends as a number (clients of the
+ * original product do arithmetic on it) beside its *_defined flag: null when
+ * the flag is false (no revenue: no margin), so that it shows as "—", never 0 %.
+ */
+export function defined(n: Dec, isDefined: boolean): Dec | null {
+  return isDefined ? n : null;
 }
 
 export interface DateRangeBody {
@@ -134,12 +138,13 @@ export interface Dashboard {
     total_usage_cost: Dec;
     total_revenue: Dec;
     total_profit: Dec;
-    profit_margin_percentage: Dec | null;
+    profit_margin_percentage: Dec;
+    margin_defined: boolean;
     date_range: DateRangeBody;
     currency: string;
   };
   time_series: { date: string; usage_cost: Dec; revenue: Dec; profit: Dec }[];
-  feature_metrics: { feature_name: string; usage_count: Dec; total_cost: Dec; revenue: Dec; profit_margin: Dec | null }[];
+  feature_metrics: { feature_name: string; usage_count: Dec; total_cost: Dec; revenue: Dec; profit_margin: Dec; margin_defined: boolean }[];
 }
 
 export interface CustomerRow {
@@ -149,10 +154,12 @@ export interface CustomerRow {
   plan: string;
   usage: Dec;
   revenue: Dec;
-  revenue_per_unit: Dec | null;
+  revenue_per_unit: Dec;
+  revenue_per_unit_defined: boolean;
   cost: Dec;
   profit: Dec;
-  margin_percentage: Dec | null;
+  margin_percentage: Dec;
+  margin_defined: boolean;
 }
 
 export interface CustomerList {
@@ -169,7 +176,8 @@ export interface FeatureRow {
   cost: Dec;
   revenue: Dec;
   profit: Dec;
-  margin_percentage: Dec | null;
+  margin_percentage: Dec;
+  margin_defined: boolean;
 }
 
 export interface SeriesRow {

@@ -11,6 +11,8 @@ export interface ServiceType {
   category: Category;
   required: string[];
   optional: string[];
+  /** What uvr does with each field (e.g. org_id → the OpenAI-Organization header). */
+  help?: Record<string, string>;
   native: boolean;
 }
 

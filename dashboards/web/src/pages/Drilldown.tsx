@@ -1,7 +1,7 @@
 import { useMemo, useState } from 'react';
 import { useMutation, useQuery } from '@tanstack/react-query';
 import { CartesianGrid, ComposedChart, Legend, Line, ResponsiveContainer, Tooltip, XAxis, YAxis, Bar } from 'recharts';
-import { get, post, qs, unavailable, type CustomerDetail, type FeatureRow, type Insight, type Series } from '../lib/api';
+import { defined, get, post, qs, unavailable, type CustomerDetail, type FeatureRow, type Insight, type Series } from '../lib/api';
 import { rangeParams, useFilters } from '../lib/filters';
 import { chartRows } from '../lib/metrics';
 import * as f from '../lib/format';
@@ -96,7 +96,7 @@ function CustomerPanel({ id }: { id: string }) {
         <Stat label="Revenue" value={f.money(c.revenue, cur)} />
         <Stat label="Cost" value={f.money(c.cost, cur)} />
         <Stat label="Profit" value={f.money(c.profit, cur)} neg={f.tone(c.profit) === 'neg'} />
-        <Stat label="Margin" value={f.percent(c.margin_percentage)} />
+        <Stat label="Margin" value={f.percent(defined(c.margin_percentage, c.margin_defined))} />
         <Stat label="Usage" value={f.quantity(c.usage)} />
       </div>
       <DailyChart rows={rows} cur={cur} />
@@ -217,7 +217,7 @@ function FeaturePanel({ feature }: { feature: string }) {
           <Stat label="Revenue" value={f.money(row.revenue, cur)} />
           <Stat label="Cost" value={f.money(row.cost, cur)} />
           <Stat label="Profit" value={f.money(row.profit, cur)} neg={f.tone(row.profit) === 'neg'} />
-          <Stat label="Margin" value={f.percent(row.margin_percentage)} />
+          <Stat label="Margin" value={f.percent(defined(row.margin_percentage, row.margin_defined))} />
           <Stat label="Usage" value={f.quantity(row.usage)} />
         </div>
       ) : (

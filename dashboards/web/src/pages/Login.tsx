@@ -2,7 +2,7 @@ import { useState } from 'react';
 import { ApiError, login, type User } from '../lib/api';
 import { Button, Card, inputClass } from '../components/ui';
 
-export function Login({ onLogin }: { onLogin: (token: string, user: User) => void }) {
+export function Login({ onLogin }: { onLogin: (user: User) => void }) {
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const [error, setError] = useState<string | null>(null);
@@ -14,7 +14,7 @@ export function Login({ onLogin }: { onLogin: (token: string, user: User) => voi
     setError(null);
     try {
       const r = await login(email, password);
-      onLogin(r.access_token, r.user);
+      onLogin(r.user); // the session is the cookie the answer set
     } catch (err) {
       setError(err instanceof ApiError && err.status === 404 ? 'This server has no login route yet (POST /api/auth/login).' : (err as Error).message);
     } finally {

@@ -1,7 +1,7 @@
 import { useMemo, useState } from 'react';
 import { useQuery } from '@tanstack/react-query';
 import { Area, Bar, CartesianGrid, ComposedChart, Legend, Line, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import { get, qs, unavailable, type CustomerList, type Dashboard, type FeatureRow, type Series } from '../lib/api';
+import { defined, get, qs, unavailable, type CustomerList, type Dashboard, type FeatureRow, type Series } from '../lib/api';
 import { CURRENCIES, rangeParams, useFilters, type Basis } from '../lib/filters';
 import { activeCustomers, byPlan, chartRows, delta, marginPct, pointsDelta, sortRows, type Delta, type SortDir } from '../lib/metrics';
 import { lastDays, previous, PRESETS, valid } from '../lib/range';
@@ -44,8 +44,8 @@ export function Overview({ params }: { params: URLSearchParams }) {
           id="margin"
           label="Margin"
           loading={dash.isPending}
-          value={s && f.percent(s.profit_margin_percentage)}
-          points={s && ps ? pointsDelta(s.profit_margin_percentage, ps.profit_margin_percentage) : undefined}
+          value={s && f.percent(defined(s.profit_margin_percentage, s.margin_defined))}
+          points={s && ps ? pointsDelta(defined(s.profit_margin_percentage, s.margin_defined), defined(ps.profit_margin_percentage, ps.margin_defined)) : undefined}
         />
         <Kpi
           id="active-customers"
@@ -254,9 +254,9 @@ function Breakdown({ customers, features, loading, error }: { customers?: Custom
     type Row = { key: string; label: string; sub?: string; usage: string; unpriced?: string; revenue: string; cost: string; profit: string; margin: number | null; count?: number };
     let out: Row[] = [];
     if (tab === 'customer' && customers)
-      out = customers.map((c) => ({ key: c.id, label: c.name || c.id, sub: c.plan, usage: c.usage, revenue: c.revenue, cost: c.cost, profit: c.profit, margin: c.margin_percentage == null ? null : toNumber(c.margin_percentage) }));
+      out = customers.map((c) => ({ key: c.id, label: c.name || c.id, sub: c.plan, usage: c.usage, revenue: c.revenue, cost: c.cost, profit: c.profit, margin: c.margin_defined ? toNumber(c.margin_percentage) : null }));
     if (tab === 'feature' && features)
-      out = features.map((x) => ({ key: x.feature, label: x.feature, usage: x.usage, unpriced: x.unpriced_quantity, revenue: x.revenue, cost: x.cost, profit: x.profit, margin: x.margin_percentage == null ? null : toNumber(x.margin_percentage) }));
+      out = features.map((x) => ({ key: x.feature, label: x.feature, usage: x.usage, unpriced: x.unpriced_quantity, revenue: x.revenue, cost: x.cost, profit: x.profit, margin: x.margin_defined ? toNumber(x.margin_percentage) : null }));
     if (tab === 'plan' && customers)
       out = byPlan(customers).map((x) => ({ key: x.plan, label: x.plan || 'no plan', usage: x.usage, revenue: x.revenue, cost: x.cost, profit: x.profit, margin: marginPct(x.revenue, x.profit), count: x.customers }));
     const needle = q.trim().toLowerCase();

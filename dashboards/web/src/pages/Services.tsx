@@ -219,14 +219,14 @@ function AddService({ open, onClose }: { open: boolean; onClose: () => void }) {
             <fieldset className="flex flex-col gap-3">
               <legend className="mb-1 text-sm font-medium">3. Credentials</legend>
               {type.required.map((fl) => (
-                <Field key={fl} field={fl} required value={creds[fl] ?? ''} onChange={(v) => setCreds((c) => ({ ...c, [fl]: v }))} />
+                <Field key={fl} field={fl} help={type.help?.[fl]} required value={creds[fl] ?? ''} onChange={(v) => setCreds((c) => ({ ...c, [fl]: v }))} />
               ))}
               {type.optional.length > 0 && (
                 <details className="rounded-lg border border-slate-200 p-3 dark:border-slate-700" open={type.name.startsWith('custom')}>
                   <summary className="cursor-pointer text-sm text-slate-600 dark:text-slate-300">Optional settings</summary>
                   <div className="mt-3 flex flex-col gap-3">
                     {type.optional.map((fl) => (
-                      <Field key={fl} field={fl} value={creds[fl] ?? ''} onChange={(v) => setCreds((c) => ({ ...c, [fl]: v }))} />
+                      <Field key={fl} field={fl} help={type.help?.[fl]} value={creds[fl] ?? ''} onChange={(v) => setCreds((c) => ({ ...c, [fl]: v }))} />
                     ))}
                   </div>
                 </details>
@@ -252,19 +252,28 @@ function AddService({ open, onClose }: { open: boolean; onClose: () => void }) {
   );
 }
 
-function Field({ field, value, onChange, required }: { field: string; value: string; onChange: (v: string) => void; required?: boolean }) {
+/** Field is one credential input; help (GET /api/service-types) says what uvr does with it. */
+function Field({ field, help, value, onChange, required }: { field: string; help?: string; value: string; onChange: (v: string) => void; required?: boolean }) {
   const id = `cred-${field}`;
+  const described = help ? `${id}-help` : undefined;
   return (
-    <label htmlFor={id} className="flex flex-col gap-1 text-sm">
-      <span>
-        {fieldLabel(field)}
-        {required && <span className="text-rose-600"> *</span>}
-      </span>
-      {multiline(field) ? (
-        <textarea id={id} name={field} rows={5} className={cx(inputClass, 'font-mono text-xs')} value={value} onChange={(e) => onChange(e.target.value)} spellCheck={false} />
-      ) : (
-        <input id={id} name={field} type={secret(field) ? 'password' : 'text'} autoComplete={secret(field) ? 'new-password' : 'off'} required={required} className={inputClass} value={value} onChange={(e) => onChange(e.target.value)} spellCheck={false} />
+    <div className="flex flex-col gap-1 text-sm">
+      <label htmlFor={id} className="flex flex-col gap-1">
+        <span>
+          {fieldLabel(field)}
+          {required && <span className="text-rose-600"> *</span>}
+        </span>
+        {multiline(field) ? (
+          <textarea id={id} name={field} rows={5} aria-describedby={described} className={cx(inputClass, 'font-mono text-xs')} value={value} onChange={(e) => onChange(e.target.value)} spellCheck={false} />
+        ) : (
+          <input id={id} name={field} type={secret(field) ? 'password' : 'text'} aria-describedby={described} autoComplete={secret(field) ? 'new-password' : 'off'} required={required} className={inputClass} value={value} onChange={(e) => onChange(e.target.value)} spellCheck={false} />
+        )}
+      </label>
+      {help && (
+        <p id={described} className="text-xs text-slate-500 dark:text-slate-400">
+          {help}
+        </p>
       )}
-    </label>
+    </div>
   );
 }
