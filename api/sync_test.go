@@ -213,7 +213,10 @@ func newSyncAPI(t *testing.T, wait time.Duration, release <-chan struct{}) *sync
 	})
 
 	// A write timeout shorter than SyncWait: POST /api/sync extends its own.
-	const writeTimeout = 500 * time.Millisecond
+	// Not shorter than a few seconds: on a loaded 2-core machine an ordinary
+	// request (publishing a sync request to Kafka) can take over a second, and
+	// a request past its write deadline is cut (EOF), not answered.
+	const writeTimeout = 3 * time.Second
 	cfg := api.Config{
 		EventsTopic: events, Publisher: pub, Services: a.registry, Sync: engine, SyncWait: wait, Logger: logger,
 		WriteTimeout: writeTimeout,
@@ -360,7 +363,7 @@ func TestSyncRoutes(t *testing.T) {
 func TestSyncAllTimesOut(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
-	a := newSyncAPI(t, 2*time.Second, release)
+	a := newSyncAPI(t, 6*time.Second, release)
 	t.Cleanup(func() { close(release) }) // before the consumer stops: cleanups run last-in first-out
 	_, err := a.registry.Create(t.Context(), services.NewService{Type: "openai", Name: "slow", Credentials: map[string]string{"api_key": syncSlowKey}})
 	require.NoError(t, err)
