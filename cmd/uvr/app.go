@@ -205,6 +205,7 @@ func (m *Main) openBroker(ctx context.Context) error {
 		DataDir:    filepath.Join(m.Config.DataDir, "kafka"),
 		Addr:       m.Config.EmbeddedKafkaAddr,
 		Partitions: m.Config.TopicPartitions,
+		MaxRecords: m.Config.EmbeddedMaxRecords,
 		Logger:     m.Logger,
 	})
 	if err != nil {
@@ -212,8 +213,15 @@ func (m *Main) openBroker(ctx context.Context) error {
 	}
 	m.broker = b
 	m.Brokers = b.Addrs()
-	m.Logger.Info("embedded kafka broker started", "addrs", m.Brokers, "data_dir", filepath.Join(m.Config.DataDir, "kafka"))
 	return nil
+}
+
+// brokerCapacity is the embedded broker's Full, or nil with a real Kafka.
+func (m *Main) brokerCapacity() func() error {
+	if m.broker == nil {
+		return nil
+	}
+	return m.broker.Full
 }
 
 func (m *Main) openProjector(ctx context.Context, store *rawevents.ClickHouseStore) error {
@@ -341,6 +349,7 @@ func (m *Main) openAPI(ctx context.Context) error {
 		MaxBatchEvents:    cfg.MaxBatchEvents,
 		ReportingCurrency: cfg.Currency,
 		Publisher:         m.publisher,
+		Capacity:          m.brokerCapacity(),
 		Services:          m.registry,
 		Sync:              m.engine,
 		Health:            m.healthChecks(),
