@@ -158,7 +158,8 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	return b, nil
 }
 
-// Full returns a *FullError once the broker holds its MaxRecords, else nil.
+// Full returns a *FullError once the broker holds its MaxRecords or refused the last produce
+// request for passing it, else nil.
 func (b *Broker) Full() error { return b.limit.full() }
 
 // Addrs returns the broker's bootstrap addresses (host:port).

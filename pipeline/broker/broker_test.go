@@ -175,7 +175,8 @@ func TestMaxRecordsRefusesPastTheLimit(t *testing.T) {
 
 	b, err := broker.Start(ctx, broker.Config{DataDir: dir, MaxRecords: limit})
 	require.NoError(t, err)
-	require.NoError(t, kafka.EnsureTopics(ctx, b.Addrs(), []kafka.TopicSpec{{Name: topic, Partitions: 2}}))
+	// One partition: a Publish is then one produce request, accepted or refused whole.
+	require.NoError(t, kafka.EnsureTopics(ctx, b.Addrs(), []kafka.TopicSpec{{Name: topic, Partitions: 1}}))
 	require.NoError(t, publish(b, 6))
 	require.NoError(t, b.Full())
 	require.NoError(t, publish(b, 4), "up to the limit is accepted")
@@ -183,7 +184,7 @@ func TestMaxRecordsRefusesPastTheLimit(t *testing.T) {
 	require.ErrorAs(t, b.Full(), &full)
 	assert.Equal(t, broker.FullError{Held: limit, Max: limit}, *full)
 	assert.Contains(t, full.Error(), "--kafka-brokers")
-	refused := "Policy Violation: the request parameters do not satisfy the configured policy: the embedded Kafka broker holds 10 records, its limit of 10"
+	refused := "Policy Violation: the request parameters do not satisfy the configured policy: the embedded Kafka broker holds 10 records and refuses more past its limit of 10"
 	require.ErrorContains(t, publish(b, 1), refused)
 	require.NoError(t, b.Close())
 
@@ -199,6 +200,11 @@ func TestMaxRecordsRefusesPastTheLimit(t *testing.T) {
 	b, err = broker.Start(ctx, broker.Config{DataDir: dir, MaxRecords: limit + 5})
 	require.NoError(t, err)
 	defer b.Close()
-	require.NoError(t, publish(b, 5))
-	require.Error(t, publish(b, 1))
+	require.NoError(t, publish(b, 3))
+	require.NoError(t, b.Full())
+	require.Error(t, publish(b, 3), "would pass the limit")
+	require.ErrorAs(t, b.Full(), &full, "after a refusal")
+	assert.Equal(t, broker.FullError{Held: limit + 3, Max: limit + 5}, *full)
+	require.NoError(t, publish(b, 2), "what still fits is accepted")
+	require.ErrorAs(t, b.Full(), &full)
 }

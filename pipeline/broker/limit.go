@@ -26,7 +26,7 @@ type FullError struct {
 }
 
 func (e *FullError) Error() string {
-	return fmt.Sprintf("the embedded Kafka broker holds %d records, its limit of %d "+
+	return fmt.Sprintf("the embedded Kafka broker holds %d records and refuses more past its limit of %d "+
 		"(--embedded-kafka-max-records, UVR_EMBEDDED_KAFKA_MAX_RECORDS): it keeps every record "+
 		"in memory and is for tests and a quick try only; run uvr with a real Kafka "+
 		"(--kafka-brokers; `make run` starts one)", e.Held, e.Max)
@@ -38,13 +38,15 @@ type limiter struct {
 	cluster *kfake.Cluster
 	max     int64 // < 0: no limit
 	held    atomic.Int64
+	refused atomic.Bool // the last produce request was refused
 	warned  atomic.Bool
 	log     *slog.Logger
 }
 
-// full returns a *FullError once the broker holds max records, else nil.
+// full returns a *FullError once the broker holds max records or refused
+// the last request (it would have passed max), else nil.
 func (l *limiter) full() error {
-	if held := l.held.Load(); l.max >= 0 && held >= l.max {
+	if held := l.held.Load(); l.max >= 0 && (held >= l.max || l.refused.Load()) {
 		return &FullError{Held: held, Max: l.max}
 	}
 	return nil
@@ -62,8 +64,10 @@ func (l *limiter) produce(req kmsg.Request) (kmsg.Response, error, bool) {
 	}
 	if l.max < 0 || l.held.Load()+n <= l.max {
 		l.held.Add(n)
+		l.refused.Store(false)
 		return nil, nil, false // kfake handles it as usual
 	}
+	l.refused.Store(true)
 	l.cluster.KeepControl()
 	full := &FullError{Held: l.held.Load(), Max: l.max}
 	if !l.warned.Swap(true) {
