@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -27,7 +28,14 @@ type demoOptions struct {
 	Rate      float64
 }
 
-func demoCommand(_ *Config, logger func() *slog.Logger, _ func(string) (string, bool)) *cobra.Command {
+// demoMemoryLimit is the soft memory limit of `uvr demo` (unless GOMEMLIMIT
+// is set). What it holds is bounded whatever --customers and --days — a day
+// of usage, about a billing month of revenue and a few batches, some 80 MB
+// at 9,999 customers — but the collector's default lets the heap grow to
+// twice that before it runs.
+const demoMemoryLimit = 128 << 20
+
+func demoCommand(_ *Config, logger func() *slog.Logger, getenv func(string) (string, bool)) *cobra.Command {
 	opts := demoOptions{URL: "http://127.0.0.1:8000", Seed: demo.DefaultSeed, Rate: 5}
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -39,6 +47,9 @@ through POST /api/events. Running it again changes no total: event ids are stabl
 With --follow it then keeps sending a few live usage events per second.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, set := getenv("GOMEMLIMIT"); !set {
+				debug.SetMemoryLimit(demoMemoryLimit)
+			}
 			client, err := ingest.New(ingest.Config{URL: opts.URL, Token: opts.Token})
 			if err != nil {
 				return err
