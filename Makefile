@@ -14,7 +14,8 @@ GOTEST_FLAGS ?= -count=1 -p 2 -timeout 25m
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/uvr
 
-## run: the product on one machine — local ClickHouse, embedded Kafka broker, demo data.
+## run: the product on one machine — local ClickHouse, local Apache Kafka (KRaft, data on
+## disk under var/kafka, bounded heap), demo data.
 # The admin to log in as (README); override either on the command line.
 UVR_ADMIN_EMAIL ?= admin@uvr.local
 UVR_ADMIN_PASSWORD ?= uvr-demo
@@ -25,7 +26,9 @@ UVR_CORS_ORIGINS ?= http://localhost:3000,http://localhost:3001,http://localhost
 run: web
 	$(MAKE) build
 	deploy/services clickhouse start
-	UVR_ADMIN_EMAIL='$(UVR_ADMIN_EMAIL)' UVR_ADMIN_PASSWORD='$(UVR_ADMIN_PASSWORD)' UVR_CORS_ORIGINS='$(UVR_CORS_ORIGINS)' $(BIN) run --demo
+	deploy/services kafka start
+	eval "$$(deploy/services clickhouse env)" && eval "$$(deploy/services kafka env)" && \
+	  UVR_ADMIN_EMAIL='$(UVR_ADMIN_EMAIL)' UVR_ADMIN_PASSWORD='$(UVR_ADMIN_PASSWORD)' UVR_CORS_ORIGINS='$(UVR_CORS_ORIGINS)' $(BIN) run --demo
 
 ## test: start the real services (ClickHouse, Kafka, Prometheus, Vault), then every test.
 test: check-fixtures lint services-up web-test

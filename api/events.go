@@ -55,7 +55,13 @@ func (s *Server) postEvents(c *gin.Context) {
 	start := time.Now()
 	if err := s.cfg.Publisher.Publish(s.cfg.EventsTopic, msgs...); err != nil {
 		s.metrics.publishErrors.Inc()
-		s.rejectEvents(c, unavailable("events were not accepted: kafka did not acknowledge them; retry the request", err))
+		detail := "events were not accepted: kafka did not acknowledge them; retry the request"
+		if s.cfg.Capacity != nil {
+			if full := s.cfg.Capacity(); full != nil {
+				detail = "events were not accepted: " + full.Error()
+			}
+		}
+		s.rejectEvents(c, unavailable(detail, err))
 		return
 	}
 	s.metrics.publishDuration.Observe(time.Since(start).Seconds())

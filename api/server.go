@@ -62,11 +62,14 @@ type Config struct {
 	IdleTimeout       time.Duration
 
 	Publisher Publisher
-	Health    []HealthCheck
-	Services  ServiceRegistry // /api/services, /api/test-service, /api/service-types; nil answers 503
-	Sync      SyncEngine      // /api/sync, /api/sync-runs, /api/services/:id/sync; nil answers 503
-	SyncWait  time.Duration   // how long POST /api/sync waits for the runs, default 5 min
-	Airbyte   AirbytePlatform // /api/airbyte/*; nil answers 503
+	// Capacity, when set, explains a failed publish: a non-nil error (the embedded
+	// broker's record limit) is the detail of the 503 instead of "retry the request".
+	Capacity func() error
+	Health   []HealthCheck
+	Services ServiceRegistry // /api/services, /api/test-service, /api/service-types; nil answers 503
+	Sync     SyncEngine      // /api/sync, /api/sync-runs, /api/services/:id/sync; nil answers 503
+	SyncWait time.Duration   // how long POST /api/sync waits for the runs, default 5 min
+	Airbyte  AirbytePlatform // /api/airbyte/*; nil answers 503
 	// Customers serves POST /api/customers/{link,unlink,merge,split} and GET
 	// /api/customer-references (customers.go); nil answers 503.
 	Customers CustomerDirectory

@@ -201,6 +201,7 @@ func (m *Main) openBroker(ctx context.Context) error {
 		DataDir:    filepath.Join(m.Config.DataDir, "kafka"),
 		Addr:       m.Config.EmbeddedKafkaAddr,
 		Partitions: m.Config.TopicPartitions,
+		MaxRecords: m.Config.EmbeddedMaxRecords,
 		Logger:     m.Logger,
 	})
 	if err != nil {
@@ -208,8 +209,15 @@ func (m *Main) openBroker(ctx context.Context) error {
 	}
 	m.broker = b
 	m.Brokers = b.Addrs()
-	m.Logger.Info("embedded kafka broker started", "addrs", m.Brokers, "data_dir", filepath.Join(m.Config.DataDir, "kafka"))
 	return nil
+}
+
+// brokerCapacity is the embedded broker's Full, or nil with a real Kafka.
+func (m *Main) brokerCapacity() func() error {
+	if m.broker == nil {
+		return nil
+	}
+	return m.broker.Full
 }
 
 func (m *Main) openProjector(ctx context.Context, store *rawevents.ClickHouseStore) error {
@@ -344,6 +352,7 @@ func (m *Main) openAPI(ctx context.Context) error {
 		IdleTimeout:         cfg.HTTPIdleTimeout,
 		ReportingCurrency:   cfg.Currency,
 		Publisher:           m.publisher,
+		Capacity:            m.brokerCapacity(),
 		Services:            m.registry,
 		Sync:                m.engine,
 		Health:              m.healthChecks(),

@@ -66,6 +66,7 @@ func benchIngest(ctx context.Context, cfg Config, opts benchOptions, out, progre
 	if len(cfg.KafkaBrokers) == 0 {
 		cfg.EmbeddedKafkaAddr = "127.0.0.1:0"
 		cfg.DataDir = cfg.DataDir + "/bench-" + suffix
+		cfg.EmbeddedMaxRecords = -1 // a throwaway broker sized by --events
 	}
 	quiet := slog.New(slog.NewTextHandler(progress, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	m := NewMain(cfg, Roles{API: true, Projector: true, Embedded: true}, quiet)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/uvrhq/uvr/pipeline/broker"
 	"github.com/uvrhq/uvr/projections/chstore"
 	"github.com/uvrhq/uvr/projections/insights"
 )
@@ -22,6 +23,7 @@ type Config struct {
 
 	KafkaBrokers        []string // empty: start the embedded broker (uvr run)
 	EmbeddedKafkaAddr   string
+	EmbeddedMaxRecords  int64 // records the embedded broker holds before refusing more; -1 no limit
 	EventsTopic         string
 	PoisonTopic         string
 	TopicPartitions     int
@@ -111,6 +113,7 @@ func defaultConfig() Config {
 		MetricsAddr:         "127.0.0.1:8001",
 		DataDir:             "var/uvr",
 		EmbeddedKafkaAddr:   "127.0.0.1:9192",
+		EmbeddedMaxRecords:  broker.DefaultMaxRecords,
 		EventsTopic:         "uvr.events.v1",
 		PoisonTopic:         "uvr.events.v1.poison",
 		TopicPartitions:     6,
@@ -162,6 +165,8 @@ func (cfg *Config) bind(fs *pflag.FlagSet) {
 	withEnv("kafka-brokers", "UVR_KAFKA_BROKERS")
 	fs.StringVar(&cfg.EmbeddedKafkaAddr, "embedded-kafka-addr", cfg.EmbeddedKafkaAddr, "address of the embedded broker when no brokers are configured")
 	withEnv("embedded-kafka-addr", "UVR_EMBEDDED_KAFKA_ADDR")
+	fs.Int64Var(&cfg.EmbeddedMaxRecords, "embedded-kafka-max-records", cfg.EmbeddedMaxRecords, "records the embedded broker holds in memory before it refuses more (ingest answers 503); -1 for no limit")
+	withEnv("embedded-kafka-max-records", "UVR_EMBEDDED_KAFKA_MAX_RECORDS")
 	fs.StringVar(&cfg.EventsTopic, "events-topic", cfg.EventsTopic, "Kafka topic of v1 events")
 	withEnv("events-topic", "UVR_EVENTS_TOPIC")
 	fs.StringVar(&cfg.PoisonTopic, "poison-topic", cfg.PoisonTopic, "Kafka topic for events that can never be projected")

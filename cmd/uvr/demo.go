@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -26,7 +28,14 @@ type demoOptions struct {
 	Rate      float64
 }
 
-func demoCommand(_ *Config, logger func() *slog.Logger, _ func(string) (string, bool)) *cobra.Command {
+// demoMemoryLimit is the soft memory limit of `uvr demo` (unless GOMEMLIMIT
+// is set). What it holds is bounded whatever --customers and --days — a day
+// of usage, about a billing month of revenue and a few batches, some 80 MB
+// at 9,999 customers — but the collector's default lets the heap grow to
+// twice that before it runs.
+const demoMemoryLimit = 128 << 20
+
+func demoCommand(_ *Config, logger func() *slog.Logger, getenv func(string) (string, bool)) *cobra.Command {
 	opts := demoOptions{URL: "http://127.0.0.1:8000", Seed: demo.DefaultSeed, Rate: 5}
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -38,6 +47,9 @@ through POST /api/events. Running it again changes no total: event ids are stabl
 With --follow it then keeps sending a few live usage events per second.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, set := getenv("GOMEMLIMIT"); !set {
+				debug.SetMemoryLimit(demoMemoryLimit)
+			}
 			client, err := ingest.New(ingest.Config{URL: opts.URL, Token: opts.Token})
 			if err != nil {
 				return err
@@ -59,25 +71,25 @@ With --follow it then keeps sending a few live usage events per second.`,
 }
 
 // runDemo sends the demo history, then follows if asked. It shows progress
-// on w.
+// on w. The history streams from the generator to the API: memory holds a
+// few batches, whatever --customers and --days.
 func runDemo(ctx context.Context, client *ingest.Client, opts demoOptions, w io.Writer, logger *slog.Logger) error {
 	cfg := demo.Config{Seed: opts.Seed, Customers: opts.Customers, Days: opts.Days, Now: time.Now().UTC()}
-	var events []event.Event
-	if err := demo.Generate(ctx, cfg, func(ev event.Event) error {
-		events = append(events, ev)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("generate demo data: %w", err)
-	}
-	if err := sendWithProgress(ctx, client, events, "demo events", w); err != nil {
+	s := newStreamSender(ctx, client, "demo events", w)
+	genErr := demo.Generate(s.ctx, cfg, s.Add)
+	sent, err := s.Close()
+	if err != nil {
 		return err
 	}
-	logger.Info("demo history sent", "events", len(events), "customers", cfg.Customers, "days", cfg.Days)
+	if genErr != nil {
+		return fmt.Errorf("generate demo data: %w", genErr)
+	}
+	logger.Info("demo history sent", "events", sent, "customers", cfg.Customers, "days", cfg.Days)
 	if !opts.Follow {
 		return nil
 	}
 	logger.Info("following: sending live demo usage", "events_per_second", opts.Rate)
-	err := demo.Follow(ctx, cfg, opts.Rate, func(ev event.Event) error {
+	err = demo.Follow(ctx, cfg, opts.Rate, func(ev event.Event) error {
 		return client.Send(ctx, []event.Event{ev})
 	})
 	if ctx.Err() != nil {
@@ -86,32 +98,89 @@ func runDemo(ctx context.Context, client *ingest.Client, opts demoOptions, w io.
 	return err
 }
 
-// sendWithProgress posts events in batches, a few requests at a time, with a
-// progress bar on w.
-func sendWithProgress(ctx context.Context, client *ingest.Client, events []event.Event, what string, w io.Writer) error {
-	bar := progressbar.NewOptions(len(events),
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription(what),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("events"),
-		progressbar.OptionThrottle(200*time.Millisecond),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
-	)
+// streamSender posts the events given to Add in batches of the client's
+// batch size, a few requests at a time, with a progress bar: at most
+// senders+queued+1 batches are in memory.
+type streamSender struct {
+	ctx    context.Context // done when a send failed
+	client *ingest.Client
+	what   string
+	g      *errgroup.Group
+	queue  chan []event.Event
+	batch  []event.Event
+	bar    *progressbar.ProgressBar
+	sent   atomic.Int64
+}
+
+const (
+	streamSenders = 4 // concurrent requests
+	streamQueued  = 4 // full batches waiting for a sender
+)
+
+func newStreamSender(ctx context.Context, client *ingest.Client, what string, w io.Writer) *streamSender {
 	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(4)
-	size := client.BatchSize()
-	for start := 0; start < len(events); start += size {
-		batch := events[start:min(start+size, len(events))]
+	s := &streamSender{
+		ctx: ctx, client: client, what: what, g: g,
+		queue: make(chan []event.Event, streamQueued),
+		// The total is not known in advance: the bar counts and shows the rate.
+		bar: progressbar.NewOptions(-1,
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionSetDescription(what),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("events"),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
+		),
+	}
+	for range streamSenders {
 		g.Go(func() error {
-			if err := client.Send(ctx, batch); err != nil {
-				return err
+			for batch := range s.queue {
+				if err := client.Send(ctx, batch); err != nil {
+					return err
+				}
+				s.sent.Add(int64(len(batch)))
+				_ = s.bar.Add(len(batch)) // the bar only draws
 			}
-			return bar.Add(len(batch))
+			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return fmt.Errorf("send %s: %w", what, err)
+	return s
+}
+
+// Add queues ev; it blocks while every sender is busy and the queue is
+// full, and returns an error once a send failed.
+func (s *streamSender) Add(ev event.Event) error {
+	s.batch = append(s.batch, ev)
+	if len(s.batch) < s.client.BatchSize() {
+		return nil
 	}
-	return bar.Finish()
+	return s.flush()
+}
+
+func (s *streamSender) flush() error {
+	if len(s.batch) == 0 {
+		return nil
+	}
+	select {
+	case s.queue <- s.batch:
+		s.batch = make([]event.Event, 0, s.client.BatchSize())
+		return nil
+	case <-s.ctx.Done():
+		return context.Cause(s.ctx)
+	}
+}
+
+// Close sends what is left, waits for every request and returns the number
+// of events acknowledged and the first send error.
+func (s *streamSender) Close() (int64, error) {
+	flushErr := s.flush()
+	close(s.queue)
+	if err := s.g.Wait(); err != nil {
+		return s.sent.Load(), fmt.Errorf("send %s: %w", s.what, err)
+	}
+	if flushErr != nil {
+		return s.sent.Load(), fmt.Errorf("send %s: %w", s.what, flushErr)
+	}
+	return s.sent.Load(), s.bar.Finish()
 }

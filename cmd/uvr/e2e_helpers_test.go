@@ -262,7 +262,7 @@ func waitCaughtUp(t testing.TB, brokers []string, group, topic string, within ti
 		}
 		lag = kafka.TotalLag(lags)
 		return lag == 0
-	}, within, 100*time.Millisecond, "group %s never caught up on %s (lag %d)", group, topic, lag)
+	}, within, 100*time.Millisecond, "group %s never caught up on %s (lag %d)", group, topic, func() int64 { return lag })
 }
 
 // waitAggregated waits until no dirty day awaits a recompute. After

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -8,6 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -92,40 +96,92 @@ func healthStatus(t *testing.T, baseURL string) int {
 	return resp.StatusCode
 }
 
-// privateClickHouse is a ClickHouse server of this test alone, started by
-// deploy/services with its own directory and ports, so stopping it disturbs
-// no other test. env adds to deploy/services' environment (NAME=VALUE).
-type privateClickHouse struct {
-	addr    string // native protocol
-	httpURL string
+// privateService is a ClickHouse or Kafka server of this test alone, started
+// by deploy/services with its own directory and ports, so stopping or killing
+// it disturbs no other test.
+type privateService struct {
+	name    string // the deploy/services name: clickhouse or kafka
+	addr    string // what clients dial
+	httpURL string // ClickHouse's HTTP interface
+	dir     string
 	env     []string
 }
 
-func startPrivateClickHouse(t *testing.T, env ...string) *privateClickHouse {
+// startPrivateClickHouse starts one; env adds to deploy/services'
+// environment (NAME=VALUE).
+func startPrivateClickHouse(t *testing.T, env ...string) *privateService {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "clickhouse")
 	tcp, httpPort := freePort(t), freePort(t)
-	ch := &privateClickHouse{
-		addr:    fmt.Sprintf("127.0.0.1:%d", tcp),
-		httpURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort),
-		env: append(append(os.Environ(), "UVR_CLICKHOUSE_DIR="+dir,
-			fmt.Sprintf("UVR_CLICKHOUSE_TCP_PORT=%d", tcp), fmt.Sprintf("UVR_CLICKHOUSE_HTTP_PORT=%d", httpPort)), env...),
-	}
-	ch.start(t)
-	t.Cleanup(func() { ch.stop(t) })
-	return ch
+	return startPrivate(t, &privateService{name: "clickhouse", addr: fmt.Sprintf("127.0.0.1:%d", tcp),
+		httpURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), dir: dir,
+		env: append([]string{"UVR_CLICKHOUSE_DIR=" + dir, fmt.Sprintf("UVR_CLICKHOUSE_TCP_PORT=%d", tcp), fmt.Sprintf("UVR_CLICKHOUSE_HTTP_PORT=%d", httpPort)}, env...)})
 }
 
-func (c *privateClickHouse) run(t *testing.T, action string) {
+// startPrivateKafka starts a one-node KRaft broker on the jars of the shared
+// one (UVR_KAFKA_LIBS, else the repo's var/kafka/libs), so nothing is
+// downloaded again.
+func startPrivateKafka(t *testing.T) *privateService {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(servicetest.Root(), "deploy", "services"), "clickhouse", action)
-	cmd.Env = c.env
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "deploy/services clickhouse %s: %s", action, out)
+	libs := os.Getenv("UVR_KAFKA_LIBS")
+	if libs == "" {
+		servicetest.KafkaBrokers(t) // installs the shared broker's jars when missing
+		libs = filepath.Join(servicetest.Root(), "var", "kafka", "libs")
+	}
+	dir := filepath.Join(t.TempDir(), "kafka")
+	port, controller := freePort(t), freePort(t)
+	return startPrivate(t, &privateService{name: "kafka", addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir,
+		env: []string{"UVR_KAFKA_DIR=" + dir, "UVR_KAFKA_LIBS=" + libs, fmt.Sprintf("UVR_KAFKA_PORT=%d", port), fmt.Sprintf("UVR_KAFKA_CONTROLLER_PORT=%d", controller)}})
 }
 
-func (c *privateClickHouse) start(t *testing.T) { c.run(t, "start") }
-func (c *privateClickHouse) stop(t *testing.T)  { c.run(t, "stop") }
+func startPrivate(t *testing.T, s *privateService) *privateService {
+	t.Helper()
+	s.env = append(os.Environ(), s.env...)
+	s.start(t)
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+func (s *privateService) run(t *testing.T, action string) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(servicetest.Root(), "deploy", "services"), s.name, action)
+	cmd.Env = s.env
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "deploy/services %s %s: %s", s.name, action, out)
+}
+
+func (s *privateService) start(t *testing.T) { s.run(t, "start") }
+func (s *privateService) stop(t *testing.T)  { s.run(t, "stop") }
+
+// kill9 sends SIGKILL to the server — no shutdown, no flush — and waits
+// until it is gone.
+func (s *privateService) kill9(t *testing.T) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.dir, s.name+".pid"))
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	require.NoError(t, err)
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	require.Eventually(t, func() bool { return gone(pid) }, 30*time.Second, 20*time.Millisecond, "%s (pid %d) survived SIGKILL", s.name, pid)
+}
+
+// gone reports whether pid has exited: it no longer exists, or it is a
+// zombie waiting for init to reap it whose other threads are gone too (the
+// leader of a JVM turns zombie while its threads still exit, its sockets
+// open).
+func gone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) state …: comm may hold spaces and parentheses.
+	state := bytes.TrimSpace(b[bytes.LastIndexByte(b, ')')+1:])
+	if len(state) == 0 || state[0] != 'Z' {
+		return false
+	}
+	threads, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	return err != nil || len(threads) <= 1
+}
 
 func freePort(t *testing.T) int {
 	t.Helper()

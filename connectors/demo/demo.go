@@ -141,9 +141,11 @@ func Follow(ctx context.Context, cfg Config, rate float64, emit func(event.Event
 }
 
 // run emits the history: the events before the window, then day by day.
+// Only one day of usage and about a billing month of revenue are held at a
+// time, so memory does not grow with Customers × Days.
 func (g *generator) run(ctx context.Context, emit func(event.Event) error) error {
-	before, byDay := g.revenueByDay()
-	if err := g.emitAll(ctx, before, emit); err != nil {
+	rev := g.newRevenueWindow()
+	if err := g.emitAll(ctx, rev.before(), emit); err != nil {
 		return err
 	}
 	var buf []event.Event
@@ -153,7 +155,7 @@ func (g *generator) run(ctx context.Context, emit func(event.Event) error) error
 		for i := range g.profiles {
 			buf = g.usageDay(buf, &g.profiles[i], d, date)
 		}
-		buf = append(buf, byDay[d]...)
+		buf = rev.day(buf, d)
 		slices.SortStableFunc(buf, func(a, b event.Event) int { return a.Time.Compare(b.Time) })
 		if err := g.emitAll(ctx, buf, emit); err != nil {
 			return fmt.Errorf("day %s: %w", date.Format(time.DateOnly), err)

@@ -3,8 +3,10 @@
 // committed offsets of consumer groups are kept in a data directory and survive restarts
 // (and kill -9: STACK.md).
 //
-// It is one node without replication: for development, demos and tests. Production uses a
-// real Kafka cluster through the same pipeline/kafka client.
+// It is one node without replication, keeps every record in memory and does not fsync: for
+// tests and a quick try only, it says so when it starts and refuses records past
+// Config.MaxRecords. `make run` and production use a real Kafka through the same
+// pipeline/kafka client.
 package broker
 
 import (
@@ -21,6 +23,7 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Defaults applied by Start to zero-valued fields.
@@ -40,6 +43,9 @@ type Config struct {
 	// Partitions is the partition count of topics created without one (auto-created on
 	// first use, or CreateTopics with -1). Topics created by kafka.EnsureTopics set their own.
 	Partitions int
+	// MaxRecords caps the records held (see DefaultMaxRecords): past it produce requests
+	// fail with POLICY_VIOLATION and Full reports it. 0 means DefaultMaxRecords, -1 none.
+	MaxRecords int64
 	Logger     *slog.Logger // nil discards
 }
 
@@ -65,6 +71,9 @@ func (c Config) Validate() error {
 	if c.Partitions < 0 {
 		errs = append(errs, fmt.Errorf("partitions must be ≥ 0, got %d", c.Partitions))
 	}
+	if c.MaxRecords < -1 {
+		errs = append(errs, fmt.Errorf("max records must be -1 (no limit), 0 (default %d) or positive, got %d", DefaultMaxRecords, c.MaxRecords))
+	}
 	return errors.Join(errs...)
 }
 
@@ -72,6 +81,7 @@ func (c Config) Validate() error {
 type Broker struct {
 	cluster *kfake.Cluster
 	lock    *os.File
+	limit   *limiter
 	addrs   []string
 	log     *slog.Logger
 
@@ -89,6 +99,9 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	if cfg.Partitions == 0 {
 		cfg.Partitions = DefaultPartitions
+	}
+	if cfg.MaxRecords == 0 {
+		cfg.MaxRecords = DefaultMaxRecords
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -131,9 +144,23 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		_ = b.Close()
 		return nil, fmt.Errorf("start embedded broker: %w", err)
 	}
-	log.Info("embedded broker started", "addrs", b.addrs, "data_dir", cfg.DataDir)
+	held, err := heldRecords(ctx, b.addrs[0])
+	if err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("start embedded broker: %w", err)
+	}
+	b.limit = &limiter{cluster: cluster, max: cfg.MaxRecords, log: log}
+	b.limit.held.Store(held)
+	cluster.ControlKey(int16(kmsg.Produce), b.limit.produce)
+	log.Warn("embedded Kafka broker: an in-memory test broker that does not fsync, for tests and a quick try only; "+
+		"it refuses records past max_records. Run a real Kafka for anything else (--kafka-brokers; `make run` starts one)",
+		"addrs", b.addrs, "data_dir", cfg.DataDir, "records", held, "max_records", cfg.MaxRecords)
 	return b, nil
 }
+
+// Full returns a *FullError once the broker holds its MaxRecords or refused the last produce
+// request for passing it, else nil.
+func (b *Broker) Full() error { return b.limit.full() }
 
 // Addrs returns the broker's bootstrap addresses (host:port).
 func (b *Broker) Addrs() []string { return append([]string(nil), b.addrs...) }

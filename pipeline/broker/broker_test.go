@@ -134,8 +134,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "nothing", cfg: broker.Config{}, wantErr: []string{"data dir is required"}},
 		{
 			name:    "every problem at once",
-			cfg:     broker.Config{Addr: "0.0.0.0:9092", Partitions: -1},
-			wantErr: []string{"data dir is required", "loopback", "partitions"},
+			cfg:     broker.Config{Addr: "0.0.0.0:9092", Partitions: -1, MaxRecords: -2},
+			wantErr: []string{"data dir is required", "loopback", "partitions", "max records"},
 		},
 		{name: "hostname is not an IP", cfg: broker.Config{DataDir: "/tmp/x", Addr: "localhost:9092"}, wantErr: []string{"loopback IP"}},
 		{name: "bad port", cfg: broker.Config{DataDir: "/tmp/x", Addr: "127.0.0.1:http"}, wantErr: []string{"invalid port"}},
@@ -152,4 +152,59 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Past MaxRecords the broker refuses records, across a restart too, and Full
+// says why and what to do.
+func TestMaxRecordsRefusesPastTheLimit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	const topic, limit = "events", 10
+	publish := func(b *broker.Broker, n int) error {
+		pub, err := kafka.NewPublisher(kafka.PublisherConfig{Brokers: b.Addrs()})
+		require.NoError(t, err)
+		defer pub.Close()
+		msgs := make([]*message.Message, n)
+		for i := range msgs {
+			msgs[i] = message.NewMessage(watermill.NewUUID(), []byte("x"))
+			msgs[i].SetContext(ctx)
+		}
+		return pub.Publish(topic, msgs...)
+	}
+
+	b, err := broker.Start(ctx, broker.Config{DataDir: dir, MaxRecords: limit})
+	require.NoError(t, err)
+	// One partition: a Publish is then one produce request, accepted or refused whole.
+	require.NoError(t, kafka.EnsureTopics(ctx, b.Addrs(), []kafka.TopicSpec{{Name: topic, Partitions: 1}}))
+	require.NoError(t, publish(b, 6))
+	require.NoError(t, b.Full())
+	require.NoError(t, publish(b, 4), "up to the limit is accepted")
+	var full *broker.FullError
+	require.ErrorAs(t, b.Full(), &full)
+	assert.Equal(t, broker.FullError{Held: limit, Max: limit}, *full)
+	assert.Contains(t, full.Error(), "--kafka-brokers")
+	refused := "Policy Violation: the request parameters do not satisfy the configured policy: the embedded Kafka broker holds 10 records and refuses more past its limit of 10"
+	require.ErrorContains(t, publish(b, 1), refused)
+	require.NoError(t, b.Close())
+
+	// The count survives a restart: the reloaded records are counted.
+	b, err = broker.Start(ctx, broker.Config{DataDir: dir, MaxRecords: limit})
+	require.NoError(t, err)
+	defer b.Close()
+	require.ErrorAs(t, b.Full(), &full)
+	require.ErrorContains(t, publish(b, 1), refused)
+
+	// A larger limit accepts again.
+	require.NoError(t, b.Close())
+	b, err = broker.Start(ctx, broker.Config{DataDir: dir, MaxRecords: limit + 5})
+	require.NoError(t, err)
+	defer b.Close()
+	require.NoError(t, publish(b, 3))
+	require.NoError(t, b.Full())
+	require.Error(t, publish(b, 3), "would pass the limit")
+	require.ErrorAs(t, b.Full(), &full, "after a refusal")
+	assert.Equal(t, broker.FullError{Held: limit + 3, Max: limit + 5}, *full)
+	require.NoError(t, publish(b, 2), "what still fits is accepted")
+	require.ErrorAs(t, b.Full(), &full)
 }
