@@ -109,8 +109,8 @@ func FuzzDecimal(f *testing.F) {
 		quoted, err := json.Marshal(text)
 		require.NoError(t, err)
 		forms := []string{string(quoted)}
-		if json.Valid([]byte(text)) {
-			forms = append(forms, text) // a bare JSON value, not JSON that adds keys
+		if t := strings.TrimSpace(text); json.Valid([]byte(t)) && !strings.HasPrefix(t, `"`) {
+			forms = append(forms, text) // a bare JSON number, not a string or JSON that adds keys
 		}
 		for _, raw := range forms {
 			body := strings.Replace(usageExample, `"quantity":"125000"`, `"quantity":`+raw, 1)
