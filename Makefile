@@ -81,5 +81,19 @@ services-down:
 bench: build services-up
 	eval "$$(deploy/services all env)" && $(BIN) bench ingest --events 200000
 
+## fuzz: every Fuzz target of the repository, one after another, each for
+## FUZZTIME; a crash is saved under the package's testdata/fuzz/ (README, Fuzzing).
+FUZZTIME ?= 20s
+# New interesting inputs are minimized for up to 60 s by default: too long for short runs.
+FUZZMINIMIZETIME ?= 2s
+.PHONY: fuzz
+fuzz:
+	@failed=""; for file in $$(git grep -l '^func Fuzz' -- '*_test.go'); do \
+	  for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+	    echo "== $$name ./$$(dirname $$file) for $(FUZZTIME)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./$$(dirname $$file) || failed="$$failed $$name"; \
+	  done; done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed"; exit 1; fi; echo "fuzz: every target passed"
+
 clean:
 	rm -rf bin

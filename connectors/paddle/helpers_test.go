@@ -20,7 +20,7 @@ type paddleRecord struct {
 
 // fixtureRecords reads every entity of the Paddle SDK fixtures: list answers
 // (data[]), single-entity answers (data{}) and webhook notification entities.
-func fixtureRecords(t *testing.T) []paddleRecord {
+func fixtureRecords(t testing.TB) []paddleRecord {
 	t.Helper()
 	dir := sourcetest.Samples(t, "paddle", "python-sdk")
 	entries, err := os.ReadDir(dir)

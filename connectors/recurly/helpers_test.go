@@ -13,7 +13,7 @@ import (
 )
 
 // seedRows reads one Fivetran seed table as maps column → value.
-func seedRows(t *testing.T, table string) []map[string]string {
+func seedRows(t testing.TB, table string) []map[string]string {
 	t.Helper()
 	f, err := os.Open(sourcetest.Samples(t, "recurly-fivetran-seeds", table+".csv"))
 	require.NoError(t, err)

@@ -144,7 +144,11 @@ func (p *parser) event(b []byte) Event {
 		return Event{}
 	}
 	for _, k := range sortedKeys(obj) {
-		if !slices.Contains(envelopeFields, k) && !extensionName.MatchString(k) {
+		switch {
+		case k == "":
+			// A 400 must name its field: an empty name is shown quoted.
+			p.add(`""`, "an attribute name must not be empty")
+		case !slices.Contains(envelopeFields, k) && !extensionName.MatchString(k):
 			p.add(k, "unknown attribute (CloudEvents extension names are 1-20 lowercase letters or digits)")
 		}
 	}
