@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -129,11 +128,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.openBroker(ctx); err != nil {
 		return err
 	}
-	if err := kafka.EnsureTopics(ctx, m.Brokers, []kafka.TopicSpec{
-		{Name: cfg.EventsTopic, Partitions: cfg.TopicPartitions},
-		{Name: cfg.PoisonTopic, Partitions: 1},
-	}); err != nil {
-		return fmt.Errorf("create topics on %s: %w", strings.Join(m.Brokers, ","), err)
+	if err := prepareTopics(ctx, cfg, m.Brokers, m.Logger); err != nil {
+		return err
 	}
 
 	m.ch, err = chstore.Open(ctx, cfg.clickhouse(cfg.ClickHouseDatabase))
@@ -285,11 +281,7 @@ func (m *Main) openProjector(ctx context.Context, store *rawevents.ClickHouseSto
 // compacted topic; the projector role also keeps it current from the events
 // topic, in a consumer group of its own.
 func (m *Main) openCustomers(ctx, runCtx context.Context) error {
-	topic := m.Config.connectorTopics().customers
-	if err := kafka.EnsureTopics(ctx, m.Brokers, []kafka.TopicSpec{{Name: topic, Partitions: 1, Compacted: true}}); err != nil {
-		return fmt.Errorf("create %s: %w", topic, err)
-	}
-	table, err := m.openTable(ctx, runCtx, topic)
+	table, err := m.openTable(ctx, runCtx, m.Config.topicNames().Customers)
 	if err != nil {
 		return err
 	}

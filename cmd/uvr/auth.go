@@ -21,10 +21,6 @@ import (
 // (uvr run --demo, uvr bench ingest).
 const selfTokenTTL = time.Hour
 
-// usersTopic holds users, API key hashes and the signing secret
-// (api/access.Topic under the deployment's prefix).
-func (cfg Config) usersTopic() string { return cfg.ConnectorPrefix + ".users.v1" }
-
 // validateAuth is the auth part of Config.Validate.
 func (cfg Config) validateAuth() []error {
 	var errs []error
@@ -45,12 +41,7 @@ func (cfg Config) validateAuth() []error {
 // email is left as it is).
 func (m *Main) openAccess(ctx, runCtx context.Context) error {
 	cfg := m.Config
-	topic := cfg.usersTopic()
-	// One partition: the signing secret is the first candidate written, which
-	// only one partition orders (api/access.Store.Open).
-	if err := kafka.EnsureTopics(ctx, m.Brokers, []kafka.TopicSpec{{Name: topic, Partitions: 1, Compacted: true}}); err != nil {
-		return fmt.Errorf("create %s: %w", topic, err)
-	}
+	topic := cfg.topicNames().Users
 	table, err := m.openTable(ctx, runCtx, topic)
 	if err != nil {
 		return err
@@ -84,7 +75,7 @@ func openAccessStore(ctx context.Context, table access.Table, cfg Config, log *s
 		return nil, err
 	}
 	if err := store.Open(ctx); err != nil {
-		return nil, fmt.Errorf("open the user store on %s: %w", cfg.usersTopic(), err)
+		return nil, fmt.Errorf("open the user store on %s: %w", cfg.topicNames().Users, err)
 	}
 	return store, nil
 }
@@ -140,7 +131,10 @@ Without --kafka-brokers it uses the embedded broker of a running "uvr run"
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
-			table, err := kafka.NewTable(kafka.TableConfig{Brokers: brokers, Topic: cfg.usersTopic(), Partitions: 1, Logger: logger()})
+			if err := prepareTopics(ctx, *cfg, brokers, logger()); err != nil {
+				return err
+			}
+			table, err := kafka.NewTable(kafka.TableConfig{Brokers: brokers, Topic: cfg.topicNames().Users, Partitions: 1, Logger: logger()})
 			if err != nil {
 				return err
 			}

@@ -205,7 +205,7 @@ func TestEveryRouteNeedsCredentials(t *testing.T) {
 
 	// A token that expired: signed with the deployment's secret by a store
 	// whose clock is 13 hours behind.
-	table, err := kafka.NewTable(kafka.TableConfig{Brokers: m.Brokers, Topic: cfg.usersTopic()})
+	table, err := kafka.NewTable(kafka.TableConfig{Brokers: m.Brokers, Topic: cfg.topicNames().Users})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = table.Close() })
 	past, err := access.New(access.Config{Table: table, Now: func() time.Time { return time.Now().Add(-13 * time.Hour) }})

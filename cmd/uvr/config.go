@@ -27,6 +27,10 @@ type Config struct {
 	TopicPartitions     int
 	ConsumerGroup       string
 	ConsumerMaxInFlight int
+	// Replication of the topics uvr creates; 0 = auto (3 and 2 on a cluster of three
+	// brokers or more, else 1 and 1: pipeline/topics.Replication).
+	KafkaReplicationFactor int
+	KafkaMinInsyncReplicas int
 
 	ClickHouseAddr     string
 	ClickHouseDatabase string
@@ -137,6 +141,10 @@ func (cfg *Config) bind(fs *pflag.FlagSet) {
 	withEnv("poison-topic", "UVR_POISON_TOPIC")
 	fs.IntVar(&cfg.TopicPartitions, "topic-partitions", cfg.TopicPartitions, "partitions of the events topic when uvr creates it")
 	withEnv("topic-partitions", "UVR_TOPIC_PARTITIONS")
+	fs.IntVar(&cfg.KafkaReplicationFactor, "kafka-replication-factor", cfg.KafkaReplicationFactor, "replication factor of the topics uvr creates; 0 = 3 on a cluster of three brokers or more, else 1")
+	withEnv("kafka-replication-factor", "UVR_KAFKA_REPLICATION_FACTOR")
+	fs.IntVar(&cfg.KafkaMinInsyncReplicas, "kafka-min-insync-replicas", cfg.KafkaMinInsyncReplicas, "min.insync.replicas of the topics uvr creates; 0 = 2 when the replication factor is 3 or more, else 1")
+	withEnv("kafka-min-insync-replicas", "UVR_KAFKA_MIN_INSYNC_REPLICAS")
 	fs.StringVar(&cfg.ConsumerGroup, "consumer-group", cfg.ConsumerGroup, "Kafka consumer group of the projector")
 	withEnv("consumer-group", "UVR_CONSUMER_GROUP")
 	fs.IntVar(&cfg.ConsumerMaxInFlight, "consumer-max-in-flight", cfg.ConsumerMaxInFlight, "unacknowledged messages per partition the projector may hold in one batch")
@@ -261,6 +269,16 @@ func (cfg Config) Validate() error {
 	var errs []error
 	if cfg.TopicPartitions < 1 {
 		errs = append(errs, errors.New("--topic-partitions must be at least 1"))
+	}
+	if cfg.KafkaReplicationFactor < 0 {
+		errs = append(errs, fmt.Errorf("--kafka-replication-factor must be ≥ 0 (0 = auto), got %d", cfg.KafkaReplicationFactor))
+	}
+	if cfg.KafkaMinInsyncReplicas < 0 {
+		errs = append(errs, fmt.Errorf("--kafka-min-insync-replicas must be ≥ 0 (0 = auto), got %d", cfg.KafkaMinInsyncReplicas))
+	}
+	if cfg.KafkaReplicationFactor > 0 && cfg.KafkaMinInsyncReplicas > cfg.KafkaReplicationFactor {
+		errs = append(errs, fmt.Errorf("--kafka-min-insync-replicas (%d) must not exceed --kafka-replication-factor (%d): no write could be acknowledged",
+			cfg.KafkaMinInsyncReplicas, cfg.KafkaReplicationFactor))
 	}
 	if cfg.BatchSize < 1 {
 		errs = append(errs, errors.New("--batch-size must be at least 1"))

@@ -64,14 +64,6 @@ func factories() map[string]catalog.Factory {
 func (m *Main) openConnectors(ctx, runCtx context.Context) error {
 	cfg := m.Config
 	t := cfg.connectorTopics()
-	if err := kafka.EnsureTopics(ctx, m.Brokers, []kafka.TopicSpec{
-		{Name: t.services, Partitions: 1, Compacted: true},
-		{Name: t.state, Partitions: 1, Compacted: true},
-		{Name: t.requests, Partitions: cfg.TopicPartitions},
-		{Name: t.poison, Partitions: 1},
-	}); err != nil {
-		return fmt.Errorf("create connector topics: %w", err)
-	}
 	var err error
 	if m.credentials, err = m.openCredentials(ctx); err != nil {
 		return err
@@ -120,19 +112,16 @@ func (m *Main) openConnectors(ctx, runCtx context.Context) error {
 
 // connectorTopics are the topics and consumer group of the connector stage,
 // named from one prefix so that deployments (and tests) can keep apart.
-type connectorTopics struct{ services, state, requests, poison, group, customers string }
+type connectorTopics struct{ services, state, requests, poison, group string }
 
 func (cfg Config) connectorTopics() connectorTopics {
-	p := cfg.ConnectorPrefix
+	n := cfg.topicNames()
 	return connectorTopics{
-		services: p + ".services.v1",
-		state:    p + ".sync-state.v1",
-		requests: p + ".sync-requests.v1",
-		poison:   p + ".sync-requests.v1.poison",
-		group:    p + "-sync",
-		// The customer directory's records (identity decisions): state of
-		// the analytics stage, named with the same prefix.
-		customers: p + ".customers.v1",
+		services: n.Services,
+		state:    n.SyncState,
+		requests: n.SyncRequests,
+		poison:   n.SyncPoison,
+		group:    cfg.ConnectorPrefix + "-sync",
 	}
 }
 

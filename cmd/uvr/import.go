@@ -132,8 +132,8 @@ func importPublisher(ctx context.Context, cfg Config, opts importOptions, log *s
 		return client.Send, func() {}, nil
 	}
 	topic := cfg.EventsTopic
-	if err := kafka.EnsureTopics(ctx, opts.Brokers, []kafka.TopicSpec{{Name: topic, Partitions: cfg.TopicPartitions}}); err != nil {
-		return nil, nil, fmt.Errorf("kafka at %s: %w", strings.Join(opts.Brokers, ","), err)
+	if err := prepareTopics(ctx, cfg, opts.Brokers, log); err != nil {
+		return nil, nil, err
 	}
 	pub, err := kafka.NewPublisher(kafka.PublisherConfig{Brokers: opts.Brokers, Logger: log})
 	if err != nil {

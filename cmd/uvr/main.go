@@ -66,6 +66,7 @@ Every flag can also be set with the UVR_* environment variable named in its help
 		reconcileCommand(&cfg, logger),
 		userCommand(&cfg, logger),
 		replayCommand(&cfg, logger),
+		topicsCommand(&cfg, logger),
 		versionCommand(),
 	)
 	return root

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/uvrhq/uvr/pipeline/kafka"
 	"github.com/uvrhq/uvr/projections/aggregates"
@@ -11,20 +12,12 @@ import (
 
 var _ pricing.Table = (*kafka.Table)(nil)
 
-// rateCardsTopic is the compacted topic of the rate card layers (the files
-// last started with, the API's override, the last applied set), named with
-// the connector prefix like the other state topics.
-func (cfg Config) rateCardsTopic() string { return cfg.ConnectorPrefix + ".rate-cards.v1" }
-
 // openRateCards opens the rate card store on its topic and applies this
 // process's card files: when they (or the binary's default card) changed
 // since the last applied set recorded on the topic, the days whose price
 // changed are marked for a recompute.
 func (m *Main) openRateCards(ctx, runCtx context.Context) error {
-	topic := m.Config.rateCardsTopic()
-	if err := kafka.EnsureTopics(ctx, m.Brokers, []kafka.TopicSpec{{Name: topic, Partitions: 1, Compacted: true}}); err != nil {
-		return fmt.Errorf("create %s: %w", topic, err)
-	}
+	topic := m.Config.topicNames().RateCards
 	table, err := m.openTable(ctx, runCtx, topic)
 	if err != nil {
 		return err
@@ -61,7 +54,10 @@ func reconcilePricer(ctx context.Context, cfg *Config) (aggregates.Pricer, func(
 		}
 		return aggregates.StaticPricer(card), func() error { return nil }, nil
 	}
-	table, err := kafka.NewTable(kafka.TableConfig{Brokers: cfg.KafkaBrokers, Topic: cfg.rateCardsTopic()})
+	if err := prepareTopics(ctx, *cfg, cfg.KafkaBrokers, slog.New(slog.DiscardHandler)); err != nil {
+		return nil, nil, err
+	}
+	table, err := kafka.NewTable(kafka.TableConfig{Brokers: cfg.KafkaBrokers, Topic: cfg.topicNames().RateCards})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -6,16 +6,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/uvrhq/uvr/pipeline/kafka"
 	"github.com/uvrhq/uvr/projections/pricing"
 	"github.com/uvrhq/uvr/projections/revsettings"
 )
-
-// revenueTopics are the compacted topics of the revenue settings, named
-// with the connector prefix like the other settings topics.
-func (cfg Config) revenueTopics() (fx, mapping string) {
-	return cfg.ConnectorPrefix + ".fx-rates.v1", cfg.ConnectorPrefix + ".revenue-mapping.v1"
-}
 
 // openRevenueSettings opens the FX table and the revenue mapping: the files
 // given at start-up, overridden by what the API stored on their topics.
@@ -38,18 +31,12 @@ func (m *Main) openRevenueSettings(ctx, runCtx context.Context) error {
 			return fmt.Errorf("--revenue-mapping: %w", err)
 		}
 	}
-	fxTopic, mappingTopic := cfg.revenueTopics()
-	if err := kafka.EnsureTopics(ctx, m.Brokers, []kafka.TopicSpec{
-		{Name: fxTopic, Partitions: 1, Compacted: true},
-		{Name: mappingTopic, Partitions: 1, Compacted: true},
-	}); err != nil {
-		return fmt.Errorf("create %s and %s: %w", fxTopic, mappingTopic, err)
-	}
+	names := cfg.topicNames()
 	var err error
-	if sc.FXTable, err = m.openTable(ctx, runCtx, fxTopic); err != nil {
+	if sc.FXTable, err = m.openTable(ctx, runCtx, names.FXRates); err != nil {
 		return err
 	}
-	if sc.MappingTable, err = m.openTable(ctx, runCtx, mappingTopic); err != nil {
+	if sc.MappingTable, err = m.openTable(ctx, runCtx, names.RevenueMapping); err != nil {
 		return err
 	}
 	m.revenue, err = revsettings.New(sc)

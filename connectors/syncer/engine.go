@@ -41,7 +41,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/uvrhq/uvr/connectors/source"
-	"github.com/uvrhq/uvr/pipeline/kafka"
 )
 
 // Topics and consumer group of sync requests.
@@ -52,17 +51,6 @@ const (
 	PoisonTopic   = "uvr.sync-requests.v1.poison"
 	ConsumerGroup = "uvr-sync"
 )
-
-// TopicSpecs lists the topics the engine uses, for kafka.EnsureTopics:
-// requests with requestPartitions partitions (how many instances can sync
-// at once), their poison topic, and the compacted cursor topic.
-func TopicSpecs(requestPartitions int) []kafka.TopicSpec {
-	return []kafka.TopicSpec{
-		{Name: RequestsTopic, Partitions: requestPartitions},
-		{Name: PoisonTopic, Partitions: 1},
-		{Name: StateTopic, Partitions: 1, Compacted: true},
-	}
-}
 
 // Defaults applied by New to zero-valued fields.
 const (

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -41,8 +43,8 @@ func ensureTopics(ctx context.Context, client *kafkago.Client, topics []TopicSpe
 			NumPartitions:     t.Partitions,
 			ReplicationFactor: max(t.ReplicationFactor, 1),
 		}
-		if t.Compacted {
-			cfg.ConfigEntries = append(cfg.ConfigEntries, kafkago.ConfigEntry{ConfigName: "cleanup.policy", ConfigValue: "compact"})
+		for _, name := range slices.Sorted(maps.Keys(t.Config)) {
+			cfg.ConfigEntries = append(cfg.ConfigEntries, kafkago.ConfigEntry{ConfigName: name, ConfigValue: t.Config[name]})
 		}
 		req.Topics = append(req.Topics, cfg)
 	}

@@ -58,9 +58,11 @@ const (
 // TopicSpec describes a topic for EnsureTopics.
 type TopicSpec struct {
 	Name              string
-	Partitions        int  // must be ≥ 1
-	ReplicationFactor int  // 0 means 1 (the single-node broker)
-	Compacted         bool // cleanup.policy=compact instead of delete
+	Partitions        int // must be ≥ 1
+	ReplicationFactor int // 0 means 1 (the single-node broker)
+	// Config holds the topic-level configuration entries (cleanup.policy, retention.ms, …)
+	// the topic is created with; pipeline/topics chooses uvr's.
+	Config map[string]string
 }
 
 func (s TopicSpec) validate() error {

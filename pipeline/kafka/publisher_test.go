@@ -111,7 +111,7 @@ func TestEnsureTopics(t *testing.T) {
 		events, state := uniqueTopic(t)+"-events", uniqueTopic(t)+"-state"
 		specs := []kafka.TopicSpec{
 			{Name: events, Partitions: 3},
-			{Name: state, Partitions: 1, Compacted: true},
+			{Name: state, Partitions: 1, Config: map[string]string{"cleanup.policy": "compact"}},
 		}
 		require.NoError(t, kafka.EnsureTopics(ctx, brokers, specs))
 		require.NoError(t, kafka.EnsureTopics(ctx, brokers, specs), "existing topics are fine")

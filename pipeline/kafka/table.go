@@ -22,9 +22,12 @@ const (
 
 // TableConfig configures NewTable.
 type TableConfig struct {
-	Brokers    []string // required, host:port
-	Topic      string   // required; created compacted if missing
-	Partitions int      // for a topic that does not exist yet; 0 means 1
+	Brokers []string // required, host:port
+	// Topic is required. A missing topic is created with cleanup.policy=compact only: uvr
+	// creates its topics with their full configuration (pipeline/topics) before opening
+	// tables, so this is for tests and tools.
+	Topic      string
+	Partitions int // for a topic that does not exist yet; 0 means 1
 
 	// TailWait is how long one fetch of the background tail (Run) waits for new records:
 	// how quickly Close returns, not how quickly writes show up (a fetch returns as soon as
@@ -336,7 +339,7 @@ func (t *Table) open(ctx context.Context) ([]int, error) {
 	}
 	// Through this table's own client: creating the topic refreshes its metadata cache, so
 	// the first write does not hit "Unknown Topic Or Partition".
-	spec := TopicSpec{Name: t.cfg.Topic, Partitions: t.cfg.Partitions, Compacted: true}
+	spec := TopicSpec{Name: t.cfg.Topic, Partitions: t.cfg.Partitions, Config: map[string]string{"cleanup.policy": "compact"}}
 	if err := ensureTopics(ctx, t.client, []TopicSpec{spec}); err != nil {
 		return nil, fmt.Errorf("table %s: %w", t.cfg.Topic, err)
 	}
