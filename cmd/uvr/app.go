@@ -246,6 +246,9 @@ func (m *Main) openProjector(ctx context.Context, store *rawevents.ClickHouseSto
 	if err != nil {
 		return err
 	}
+	if err := kafka.CheckHistory(ctx, m.Brokers, cfg.ConsumerGroup, cfg.EventsTopic); err != nil {
+		return fmt.Errorf("projector: %w", err)
+	}
 	m.subscriber, err = kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers:       m.Brokers,
 		ConsumerGroup: cfg.ConsumerGroup,
@@ -291,7 +294,11 @@ func (m *Main) openCustomers(ctx, runCtx context.Context) error {
 	if !m.Roles.Projector {
 		return nil
 	}
-	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{Brokers: m.Brokers, ConsumerGroup: m.Config.ConsumerGroup + "-customers",
+	group := m.Config.ConsumerGroup + "-customers"
+	if err := kafka.CheckHistory(ctx, m.Brokers, group, m.Config.EventsTopic); err != nil {
+		return fmt.Errorf("customer directory: %w", err)
+	}
+	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{Brokers: m.Brokers, ConsumerGroup: group,
 		Logger: m.Logger, Registerer: m.Registry})
 	if err != nil {
 		return fmt.Errorf("customer directory subscriber: %w", err)

@@ -116,6 +116,11 @@ func (r replay) run(ctx context.Context) (err error) {
 	if len(r.cfg.KafkaBrokers) == 0 {
 		return errors.New("replay needs the Kafka brokers of the events topic: set --kafka-brokers or UVR_KAFKA_BROKERS")
 	}
+	// A replay rebuilds from the first offset: refuse before touching ClickHouse if the log
+	// no longer starts there.
+	if err := kafka.CheckHistory(ctx, r.cfg.KafkaBrokers, r.group(), r.cfg.EventsTopic); err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
 	live := r.cfg.ClickHouseDatabase
 	conn, err := chstore.Open(ctx, r.cfg.clickhouse(live))
 	if err != nil {

@@ -72,3 +72,25 @@ func TestStartRefusesReplicationAboveBrokers(t *testing.T) {
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "replication factor 3 is larger than the 1 broker(s) of the cluster")
 }
+
+func TestReplicationConfigErrors(t *testing.T) {
+	tests := map[string]struct {
+		env  map[string]string
+		want []string
+	}{
+		"negative": {map[string]string{"UVR_KAFKA_REPLICATION_FACTOR": "-1", "UVR_KAFKA_MIN_INSYNC_REPLICAS": "-2"},
+			[]string{"--kafka-replication-factor must be ≥ 0 (0 = auto), got -1", "--kafka-min-insync-replicas must be ≥ 0 (0 = auto), got -2"}},
+		"min isr above rf": {map[string]string{"UVR_KAFKA_REPLICATION_FACTOR": "2", "UVR_KAFKA_MIN_INSYNC_REPLICAS": "3"},
+			[]string{"--kafka-min-insync-replicas (3) must not exceed --kafka-replication-factor (2)"}},
+		"not a number": {map[string]string{"UVR_KAFKA_REPLICATION_FACTOR": "three"}, []string{"UVR_KAFKA_REPLICATION_FACTOR", `"three"`}},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := runCLI(t, tt.env, "topics", "check")
+			require.Error(t, err)
+			for _, w := range tt.want {
+				assert.ErrorContains(t, err, w)
+			}
+		})
+	}
+}

@@ -56,7 +56,10 @@ const (
 // Names are the names of uvr's topics.
 type Names struct {
 	Events, Poison string // the events topic and its poison topic
-	// State topics.
+	// State topics: users, API key hashes and the token signing secret (api/access); the
+	// service registry; the customer directory's identity decisions; the FX table and the
+	// revenue mapping (projections/revsettings); the rate card layers (the files last started
+	// with, the API's override, the last applied set); the connectors' sync cursors.
 	Users, Services, Customers, FXRates, RevenueMapping, RateCards, SyncState string
 	// Sync requests and their poison topic.
 	SyncRequests, SyncPoison string
@@ -105,6 +108,9 @@ func List(cfg Config) []Topic {
 	return []Topic{
 		events(n.Events, cfg.Partitions),
 		events(n.Poison, 1),
+		// One partition for every state topic, and the users topic must have one: its signing
+		// secret is the first candidate written, which only one partition orders
+		// (api/access.Store.Open).
 		state(n.Users),
 		state(n.Services),
 		state(n.Customers),

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/uvrhq/uvr/deploy/servicetest"
-	"github.com/uvrhq/uvr/pipeline/broker"
 	"github.com/uvrhq/uvr/pipeline/kafka"
 	"github.com/uvrhq/uvr/pipeline/topics"
 )
@@ -87,7 +86,7 @@ func TestList(t *testing.T) {
 func TestCheckAndFix(t *testing.T) {
 	for name, brokers := range map[string]func(t testing.TB) []string{
 		"kafka":    servicetest.KafkaBrokers,
-		"embedded": embeddedBroker,
+		"embedded": servicetest.EmbeddedKafka,
 	} {
 		t.Run(name, func(t *testing.T) {
 			b := brokers(t)
@@ -96,17 +95,21 @@ func TestCheckAndFix(t *testing.T) {
 			prefix := servicetest.Topic("test.topics")
 			list := topics.List(topics.Config{Names: topics.NewNames(prefix+".events", prefix+".events.poison", prefix),
 				Partitions: 2, ReplicationFactor: 1, MinInsyncReplicas: 1})
-			events, users, services := prefix+".events", prefix+".users.v1", prefix+".services.v1"
+			events, users, services, syncState := prefix+".events", prefix+".users.v1", prefix+".services.v1", prefix+".sync-state.v1"
+			// A state topic as uvr makes them, but asking for more in-sync replicas than it
+			// has: no loss (a warning), yet no acks=all write could succeed.
+			overISR := topics.New(syncState, 1, topics.State, topics.Config{ReplicationFactor: 1, MinInsyncReplicas: 2}).Spec
 
 			// An events topic of an older uvr (no configuration: the broker's 7 days), and a
 			// state topic someone switched to delete with a week of retention.
 			require.NoError(t, kafka.EnsureTopics(ctx, b, []kafka.TopicSpec{
 				{Name: events, Partitions: 2},
 				{Name: users, Partitions: 1, Config: map[string]string{"cleanup.policy": "delete", "retention.ms": "604800000"}},
+				overISR,
 			}))
-			created, _, err := topics.Fix(ctx, b, drop(list, events, users, services))
+			created, _, err := topics.Fix(ctx, b, drop(list, events, users, services, syncState))
 			require.NoError(t, err)
-			assert.Len(t, created, len(list)-3)
+			assert.Len(t, created, len(list)-4)
 			statuses, err := topics.Check(ctx, b, list)
 			require.NoError(t, err)
 			problems := map[string][]string{}
@@ -145,7 +148,8 @@ func TestCheckAndFix(t *testing.T) {
 			for _, c := range changes {
 				changed[c.Topic+" "+c.Setting+"="+c.To] = true
 			}
-			for _, want := range []string{events + " retention.ms=-1", users + " cleanup.policy=compact", users + " retention.ms=-1"} {
+			for _, want := range []string{events + " retention.ms=-1", users + " cleanup.policy=compact", users + " retention.ms=-1",
+				syncState + " min.insync.replicas=1"} {
 				assert.True(t, changed[want], "Fix sets %s; it changed %v", want, changed)
 			}
 
@@ -198,13 +202,4 @@ func describe(ctx context.Context, t *testing.T, brokers []string, topic, name s
 	}
 	t.Fatalf("topic %s: %s not reported", topic, name)
 	return ""
-}
-
-func embeddedBroker(t testing.TB) []string {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close() })
-	return b.Addrs()
 }
