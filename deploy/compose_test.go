@@ -3,11 +3,15 @@
 package deploy_test
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/uvrhq/uvr/deploy/servicetest"
 )
@@ -19,7 +23,90 @@ func TestComposeFileIsValidAndComplete(t *testing.T) {
 	cmd.Dir = servicetest.Root()
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, string(out))
-	for _, svc := range []string{"kafka", "clickhouse", "vault", "prometheus", "grafana", "uvr-api", "uvr-projector", "uvr-connect"} {
+	for _, svc := range []string{"kafka-1", "kafka-2", "kafka-3", "clickhouse", "vault", "prometheus", "grafana", "uvr-api", "uvr-projector", "uvr-connect"} {
 		require.Contains(t, string(out), svc)
+	}
+}
+
+// The compose Kafka is a cluster of three KRaft nodes, each a broker and a controller voter,
+// with three replicas of every topic and two in sync; the uvr services bootstrap from all
+// three, wait for each to be healthy, and create their topics with RF 3 / min ISR 2. Read
+// from `docker-compose config`, which resolves the anchors and the defaults.
+func TestComposeKafkaIsAThreeNodeCluster(t *testing.T) {
+	// TestComposeFileIsValidAndComplete's check-compose installs docker-compose when missing.
+	out, err := exec.Command(filepath.Join(servicetest.Root(), "deploy", "check-compose")).CombinedOutput()
+	require.NoError(t, err, string(out))
+	empty := filepath.Join(t.TempDir(), "empty.env")
+	require.NoError(t, os.WriteFile(empty, nil, 0o600))
+	cmd := exec.Command("docker-compose", "--project-directory", servicetest.Root(), "--env-file", empty,
+		"-f", filepath.Join(servicetest.Root(), "docker-compose.yml"), "config")
+	resolved, err := cmd.Output()
+	require.NoError(t, err)
+	var compose struct {
+		Services map[string]struct {
+			Image       string            `yaml:"image"`
+			Hostname    string            `yaml:"hostname"`
+			Environment map[string]string `yaml:"environment"`
+			DependsOn   map[string]struct {
+				Condition string `yaml:"condition"`
+			} `yaml:"depends_on"`
+		} `yaml:"services"`
+	}
+	require.NoError(t, yaml.Unmarshal(resolved, &compose))
+
+	voters := map[string]string{} // node id -> host:port of its controller
+	var brokers []string
+	clusterIDs := map[string]bool{}
+	for name, s := range compose.Services {
+		if !strings.HasPrefix(s.Image, "apache/kafka:") {
+			continue
+		}
+		env := s.Environment
+		assert.Equal(t, "broker,controller", env["KAFKA_PROCESS_ROLES"], name)
+		for setting, want := range map[string]string{
+			"KAFKA_DEFAULT_REPLICATION_FACTOR":               "3",
+			"KAFKA_MIN_INSYNC_REPLICAS":                      "2",
+			"KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR":         "3",
+			"KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "3",
+			"KAFKA_TRANSACTION_STATE_LOG_MIN_ISR":            "2",
+			"KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE":           "false",
+		} {
+			assert.Equal(t, want, env[setting], "%s %s", name, setting)
+		}
+		clusterIDs[env["CLUSTER_ID"]] = true
+		require.NotContains(t, voters, env["KAFKA_NODE_ID"], "%s: node id %s taken twice", name, env["KAFKA_NODE_ID"])
+		voters[env["KAFKA_NODE_ID"]] = s.Hostname + ":9093"
+		var plaintext string
+		for _, l := range strings.Split(env["KAFKA_ADVERTISED_LISTENERS"], ",") {
+			if rest, ok := strings.CutPrefix(l, "PLAINTEXT://"); ok {
+				plaintext = rest
+			}
+		}
+		require.Equal(t, s.Hostname+":9092", plaintext, "%s advertises its PLAINTEXT listener under its hostname", name)
+		brokers = append(brokers, plaintext)
+	}
+	require.Len(t, voters, 3, "three Kafka nodes")
+	require.Len(t, clusterIDs, 1, "one CLUSTER_ID for every node")
+
+	var want []string
+	for id, addr := range voters {
+		want = append(want, id+"@"+addr)
+	}
+	for name, s := range compose.Services {
+		if strings.HasPrefix(s.Image, "apache/kafka:") {
+			assert.ElementsMatch(t, want, strings.Split(s.Environment["KAFKA_CONTROLLER_QUORUM_VOTERS"], ","), "%s: every node is a voter", name)
+			continue
+		}
+		if !strings.HasPrefix(name, "uvr-") {
+			continue
+		}
+		env := s.Environment
+		assert.ElementsMatch(t, brokers, strings.Split(env["UVR_KAFKA_BROKERS"], ","), "%s bootstraps from every broker", name)
+		assert.Equal(t, "3", env["UVR_KAFKA_REPLICATION_FACTOR"], name)
+		assert.Equal(t, "2", env["UVR_KAFKA_MIN_INSYNC_REPLICAS"], name)
+		for _, b := range brokers {
+			node := strings.TrimSuffix(b, ":9092")
+			assert.Equal(t, "service_healthy", s.DependsOn[node].Condition, "%s waits for %s", name, node)
+		}
 	}
 }

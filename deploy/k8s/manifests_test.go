@@ -9,6 +9,7 @@ package k8s_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -38,6 +39,7 @@ var apiVersions = map[string]string{
 	"Service":                 "v1",
 	"ServiceAccount":          "v1",
 	"Deployment":              "apps/v1",
+	"StatefulSet":             "apps/v1",
 	"HorizontalPodAutoscaler": "autoscaling/v2",
 	"PodDisruptionBudget":     "policy/v1",
 	"SecretStore":             "external-secrets.io/v1",
@@ -526,4 +528,121 @@ func dockerfileUserAndBinary(t *testing.T) (int, string) {
 	bin := dockerBinary.FindSubmatch(b)
 	require.NotNil(t, bin, "deploy/Dockerfile: COPY --from=build <binary> <path>")
 	return uid, string(bin[1])
+}
+
+// kafka.yaml is a cluster of three KRaft nodes with three replicas of every topic and two in
+// sync, that forms its quorum (Parallel pods, a headless Service listing unready pods), keeps
+// one node per machine and lets one node go at a time; uvr-config lists every broker by its
+// stable name and asks uvr for RF 3 / min ISR 2.
+func TestKafkaIsAThreeNodeCluster(t *testing.T) {
+	_, objs := load(t)
+	sts := find(objs, "StatefulSet", "kafka")
+	require.NotNil(t, sts, "StatefulSet kafka (kafka.yaml)")
+	var spec struct {
+		ServiceName         string `yaml:"serviceName"`
+		Replicas            int    `yaml:"replicas"`
+		PodManagementPolicy string `yaml:"podManagementPolicy"`
+		Selector            struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"selector"`
+		Template struct {
+			Metadata struct {
+				Labels map[string]string `yaml:"labels"`
+			} `yaml:"metadata"`
+			Spec struct {
+				Affinity struct {
+					PodAntiAffinity struct {
+						Required []struct {
+							TopologyKey string `yaml:"topologyKey"`
+						} `yaml:"requiredDuringSchedulingIgnoredDuringExecution"`
+					} `yaml:"podAntiAffinity"`
+				} `yaml:"affinity"`
+				Containers []struct {
+					Env []struct {
+						Name      string `yaml:"name"`
+						Value     string `yaml:"value"`
+						ValueFrom struct {
+							FieldRef struct {
+								FieldPath string `yaml:"fieldPath"`
+							} `yaml:"fieldRef"`
+						} `yaml:"valueFrom"`
+					} `yaml:"env"`
+				} `yaml:"containers"`
+			} `yaml:"spec"`
+		} `yaml:"template"`
+		VolumeClaimTemplates []struct {
+			Metadata struct {
+				Name string `yaml:"name"`
+			} `yaml:"metadata"`
+		} `yaml:"volumeClaimTemplates"`
+	}
+	require.NoError(t, sts.Spec.Decode(&spec))
+	require.Equal(t, 3, spec.Replicas)
+	require.Equal(t, "Parallel", spec.PodManagementPolicy, "the voters must start together to form a quorum")
+	for k, v := range spec.Selector.MatchLabels {
+		require.Equal(t, v, spec.Template.Metadata.Labels[k], "selector %s=%s does not select the pod template", k, v)
+	}
+	require.NotEmpty(t, spec.VolumeClaimTemplates, "the log needs persistent volumes")
+	require.Len(t, spec.Template.Spec.Affinity.PodAntiAffinity.Required, 1)
+	require.Equal(t, "kubernetes.io/hostname", spec.Template.Spec.Affinity.PodAntiAffinity.Required[0].TopologyKey)
+
+	svc := find(objs, "Service", spec.ServiceName)
+	require.NotNil(t, svc, "the StatefulSet's governing Service %s", spec.ServiceName)
+	var headless struct {
+		ClusterIP                string            `yaml:"clusterIP"`
+		PublishNotReadyAddresses bool              `yaml:"publishNotReadyAddresses"`
+		Selector                 map[string]string `yaml:"selector"`
+	}
+	require.NoError(t, svc.Spec.Decode(&headless))
+	require.Equal(t, "None", headless.ClusterIP, "headless: one DNS name per pod")
+	require.True(t, headless.PublishNotReadyAddresses, "the voters resolve each other before they are ready")
+	for k, v := range headless.Selector {
+		require.Equal(t, v, spec.Template.Metadata.Labels[k])
+	}
+
+	require.Len(t, spec.Template.Spec.Containers, 1)
+	env := map[string]string{}
+	fields := map[string]string{}
+	for _, e := range spec.Template.Spec.Containers[0].Env {
+		env[e.Name] = e.Value
+		fields[e.Name] = e.ValueFrom.FieldRef.FieldPath
+	}
+	require.Equal(t, "metadata.labels['apps.kubernetes.io/pod-index']", fields["KAFKA_NODE_ID"], "node id = pod ordinal")
+	require.Equal(t, "broker,controller", env["KAFKA_PROCESS_ROLES"])
+	for setting, want := range map[string]string{
+		"KAFKA_DEFAULT_REPLICATION_FACTOR":               "3",
+		"KAFKA_MIN_INSYNC_REPLICAS":                      "2",
+		"KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR":         "3",
+		"KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "3",
+		"KAFKA_TRANSACTION_STATE_LOG_MIN_ISR":            "2",
+		"KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE":           "false",
+	} {
+		require.Equal(t, want, env[setting], setting)
+	}
+	var voters, brokers []string
+	for i := range spec.Replicas {
+		host := fmt.Sprintf("%s-%d.%s", sts.Metadata.Name, i, spec.ServiceName)
+		voters = append(voters, fmt.Sprintf("%d@%s:9093", i, host))
+		brokers = append(brokers, host+":9092")
+	}
+	require.ElementsMatch(t, voters, strings.Split(env["KAFKA_CONTROLLER_QUORUM_VOTERS"], ","), "every pod is a voter")
+	require.Equal(t, "PLAINTEXT://$(POD_NAME)."+spec.ServiceName+":9092", env["KAFKA_ADVERTISED_LISTENERS"])
+
+	pdb := find(objs, "PodDisruptionBudget", "kafka")
+	require.NotNil(t, pdb, "PodDisruptionBudget kafka")
+	var budget struct {
+		MaxUnavailable int `yaml:"maxUnavailable"`
+		Selector       struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"selector"`
+	}
+	require.NoError(t, pdb.Spec.Decode(&budget))
+	require.Equal(t, 1, budget.MaxUnavailable, "with min ISR 2 of 3, one node at a time")
+	require.Equal(t, spec.Selector.MatchLabels, budget.Selector.MatchLabels)
+
+	cm := find(objs, "ConfigMap", "uvr-config")
+	require.NotNil(t, cm)
+	require.ElementsMatch(t, brokers, strings.Split(cm.Data["UVR_KAFKA_BROKERS"], ","), "uvr bootstraps from every broker")
+	require.Equal(t, "3", cm.Data["UVR_KAFKA_REPLICATION_FACTOR"])
+	require.Equal(t, "2", cm.Data["UVR_KAFKA_MIN_INSYNC_REPLICAS"])
 }
