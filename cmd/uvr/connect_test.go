@@ -120,8 +120,8 @@ func TestAirbyteDestinationKafka(t *testing.T) {
 	}
 
 	var last decimal.Decimal
-	require.Eventually(t, func() bool {
+	waitUntil(t, 2*time.Minute, 100*time.Millisecond, func() bool {
 		last = getDashboard(t, m.URL(), start, end).Summary.TotalRevenue
 		return last.Equal(want)
-	}, 2*time.Minute, 100*time.Millisecond, "total revenue %s, want %s", func() string { return last.String() }, want)
+	}, func() string { return fmt.Sprintf("total revenue %s, want %s", last.String(), want) })
 }

@@ -241,10 +241,10 @@ func (l *ledger) mismatch(d dashboardResponse) string {
 func requireDashboardEquals(t testing.TB, baseURL string, l *ledger, start, end string, within time.Duration) {
 	t.Helper()
 	var last string
-	require.Eventually(t, func() bool {
+	waitUntil(t, within, 100*time.Millisecond, func() bool {
 		last = l.mismatch(getDashboard(t, baseURL, start, end))
 		return last == ""
-	}, within, 100*time.Millisecond, "dashboard never matched the ledger: %s", func() string { return last })
+	}, func() string { return fmt.Sprintf("dashboard never matched the ledger: %s", last) })
 }
 
 // waitCaughtUp waits until the group has committed every record of the
@@ -253,7 +253,7 @@ func requireDashboardEquals(t testing.TB, baseURL string, l *ledger, start, end 
 func waitCaughtUp(t testing.TB, brokers []string, group, topic string, within time.Duration) {
 	t.Helper()
 	var lag int64 = -1
-	require.Eventually(t, func() bool {
+	waitUntil(t, within, 100*time.Millisecond, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		lags, err := kafka.GroupLag(ctx, brokers, group, topic)
@@ -262,7 +262,7 @@ func waitCaughtUp(t testing.TB, brokers []string, group, topic string, within ti
 		}
 		lag = kafka.TotalLag(lags)
 		return lag == 0
-	}, within, 100*time.Millisecond, "group %s never caught up on %s (lag %d)", group, topic, func() int64 { return lag })
+	}, func() string { return fmt.Sprintf("group %s never caught up on %s (lag %d)", group, topic, lag) })
 }
 
 // waitAggregated waits until no dirty day awaits a recompute. After
@@ -275,7 +275,7 @@ func waitAggregated(t testing.TB, conn driver.Conn, within time.Duration) {
 	agg, err := aggregates.New(aggregates.Config{Conn: conn})
 	require.NoError(t, err)
 	pending := -1
-	require.Eventually(t, func() bool {
+	waitUntil(t, within, 100*time.Millisecond, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		n, err := agg.Pending(ctx)
@@ -284,7 +284,7 @@ func waitAggregated(t testing.TB, conn driver.Conn, within time.Duration) {
 		}
 		pending = n
 		return n == 0
-	}, within, 100*time.Millisecond, "the aggregates never caught up (%d dirty days pending)", func() int { return pending })
+	}, func() string { return fmt.Sprintf("the aggregates never caught up (%d dirty days pending)", pending) })
 }
 
 // topicEnd sums the end offsets of a topic: how many records it ever held.
@@ -303,4 +303,25 @@ func topicEnd(t testing.TB, brokers []string, topic string) int64 {
 
 func dateRange(end time.Time) (string, string) {
 	return end.AddDate(0, 0, -31).Format(time.DateOnly), end.Format(time.DateOnly)
+}
+
+// waitUntil polls cond every tick until it holds, or fails the test after
+// within with describe's account of what the last poll saw. (require.Eventually
+// formats its message before it polls, so it cannot show the last value.)
+func waitUntil(t testing.TB, within, tick time.Duration, cond func() bool, describe func() string) {
+	t.Helper()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			if cond() {
+				return
+			}
+			t.Fatalf("%s (waited %s)", describe(), within)
+		case <-ticker.C:
+		}
+	}
 }

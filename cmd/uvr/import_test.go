@@ -89,10 +89,10 @@ func TestImportAirbyteTwiceChangesNoTotal(t *testing.T) {
 			assert.Contains(t, out, fmt.Sprintf("records read: %d (from 1 file(s)", records))
 
 			var last decimal.Decimal
-			require.Eventually(t, func() bool {
+			waitUntil(t, 2*time.Minute, 100*time.Millisecond, func() bool {
 				last = getDashboard(t, m.URL(), start, end).Summary.TotalRevenue
 				return last.Equal(want)
-			}, 2*time.Minute, 100*time.Millisecond, "total revenue %s, want %s", func() string { return last.String() }, want)
+			}, func() string { return fmt.Sprintf("total revenue %s, want %s", last.String(), want) })
 
 			out, err = runCLI(t, nil, "import", "airbyte", "--source", tt.vendor, "--url", m.URL(), file)
 			require.NoError(t, err, out)

@@ -46,11 +46,11 @@ func TestPrometheusScrapesEveryStage(t *testing.T) {
 	for q, v := range want {
 		query := fmt.Sprintf(q, name)
 		var got string
-		require.Eventually(t, func() bool {
+		waitUntil(t, 45*time.Second, 250*time.Millisecond, func() bool {
 			got = promQuery(t, prom, query)
 			f, err := strconv.ParseFloat(got, 64)
 			return err == nil && f == v
-		}, 45*time.Second, 250*time.Millisecond, "%s = %q, want %v", query, func() string { return got }, v)
+		}, func() string { return fmt.Sprintf("%s = %q, want %v", query, got, v) })
 	}
 }
 
