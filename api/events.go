@@ -41,6 +41,8 @@ func (s *Server) postEvents(c *gin.Context) {
 		s.rejectEvents(c, err)
 		return
 	}
+	// Validated here, once: the projections only decode them.
+	event.MarkValidated(msgs)
 	for _, m := range msgs {
 		m.SetContext(c.Request.Context())
 	}
