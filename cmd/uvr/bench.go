@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +41,7 @@ type benchOptions struct {
 	RawBatch    int
 	Timeout     time.Duration
 	Keep        bool
+	HeapProfile string
 }
 
 func benchCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command {
@@ -80,6 +83,7 @@ whatever --events is.`,
 	fs.IntVar(&opts.RawBatch, "raw-batch", opts.RawBatch, "rows per raw ClickHouse insert")
 	fs.DurationVar(&opts.Timeout, "timeout", opts.Timeout, "give up when the dashboard has not matched by then")
 	fs.BoolVar(&opts.Keep, "keep", false, "keep the benchmark databases instead of dropping them")
+	fs.StringVar(&opts.HeapProfile, "heap-profile", "", "write a heap profile (go tool pprof) of this process when the dashboard matched; in-process mode, so it shows the projector's heap")
 	bench.AddCommand(ingest)
 	return bench
 }
@@ -107,10 +111,14 @@ func benchIngest(ctx context.Context, cfg Config, opts benchOptions, out, progre
 			return err
 		}
 		defer func() {
-			if !opts.Keep {
-				_ = m.ch.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+cfg.ClickHouseDatabase)
-			}
+			// Stopped first: its aggregator must not outlive its tables.
 			_ = m.Close()
+			if !opts.Keep {
+				if conn, err := chstore.Open(context.WithoutCancel(ctx), cfg.clickhouse(cfg.ClickHouseDatabase)); err == nil {
+					_ = conn.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+cfg.ClickHouseDatabase)
+					_ = conn.Close()
+				}
+			}
 		}()
 		var err error
 		if token, err = m.selfToken(); err != nil {
@@ -178,6 +186,11 @@ func benchIngest(ctx context.Context, cfg Config, opts benchOptions, out, progre
 	endToEnd := time.Since(start)
 	peakRSS := rss()
 	stopRSS()
+	if opts.HeapProfile != "" {
+		if err := writeHeapProfile(opts.HeapProfile); err != nil {
+			return err
+		}
+	}
 
 	rawRows, raw, err := benchRawInsert(ctx, cfg, rawDB, opts, seed, end, log)
 	if err != nil {
@@ -203,6 +216,18 @@ func benchIngest(ctx context.Context, cfg Config, opts benchOptions, out, progre
 	fmt.Fprintf(out, "ratio: %.3f\n", e2eRate/rawRate)
 	log.Info("bench ingest done", "events", n, "e2e_events_per_second", int(e2eRate), "raw_rows_per_second", int(rawRate))
 	return nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("heap profile %s: %w", path, err)
+	}
+	return f.Close()
 }
 
 func benchTarget(opts benchOptions, cfg Config) string {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/uvrhq/uvr/deploy/servicetest"
@@ -241,10 +242,12 @@ func (l *ledger) mismatch(d dashboardResponse) string {
 func requireDashboardEquals(t testing.TB, baseURL string, l *ledger, start, end string, within time.Duration) {
 	t.Helper()
 	var last string
-	require.Eventually(t, func() bool {
+	if !assert.Eventually(t, func() bool {
 		last = l.mismatch(getDashboard(t, baseURL, start, end))
 		return last == ""
-	}, within, 100*time.Millisecond, "dashboard never matched the ledger: %s", func() string { return last })
+	}, within, 100*time.Millisecond) {
+		t.Fatalf("dashboard never matched the ledger: %s", last)
+	}
 }
 
 // waitCaughtUp waits until the group has committed every record of the
