@@ -49,6 +49,8 @@ func (s *Server) postEvents(c *gin.Context) {
 			return
 		}
 	}
+	// Validated here, once: the projections only decode them.
+	event.MarkValidated(msgs)
 	for _, m := range msgs {
 		m.SetContext(c.Request.Context())
 	}

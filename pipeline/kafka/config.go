@@ -18,7 +18,7 @@ import (
 
 // Defaults applied by NewPublisher and NewSubscriber to zero-valued fields.
 const (
-	DefaultBatchSize      = 100
+	DefaultBatchSize      = 10_000
 	DefaultBatchBytes     = 1 << 20
 	DefaultBatchTimeout   = 2 * time.Millisecond
 	DefaultWriteTimeout   = 10 * time.Second
@@ -86,6 +86,9 @@ type PublisherConfig struct {
 	// BatchSize, BatchBytes and BatchTimeout bound one produce request per partition.
 	// BatchTimeout is small because Publish is synchronous: kafka-go's 1 s default would
 	// make every Publish call take a second (STACK.md). Concurrent Publish calls share batches.
+	// BatchSize is large so that an HTTP batch of thousands of events becomes one request per
+	// partition; BatchBytes (counted before compression) then bounds it, and keeps even an
+	// incompressible batch under the broker's default message.max.bytes (1 MiB).
 	BatchSize    int
 	BatchBytes   int64
 	BatchTimeout time.Duration

@@ -59,6 +59,9 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 			// No Topic: each record carries its own, so one writer serves every topic.
 			Balancer:     &kafkago.Hash{}, // by key; nil keys go round-robin
 			RequiredAcks: kafkago.RequireAll,
+			// Events are JSON with repetitive keys: lz4 shrinks a batch several times for a
+			// small CPU cost, and the broker stores the batch as it arrives.
+			Compression:  kafkago.Lz4,
 			BatchSize:    cfg.BatchSize,
 			BatchBytes:   cfg.BatchBytes,
 			BatchTimeout: cfg.BatchTimeout,

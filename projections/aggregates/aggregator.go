@@ -22,6 +22,7 @@ import (
 // Defaults of Config.
 const (
 	DefaultInterval = 2 * time.Second
+	DefaultDebounce = time.Second
 	DefaultMaxDays  = 500
 )
 
@@ -32,6 +33,11 @@ type Config struct {
 	// Interval between two passes over the dirty days when nothing triggers
 	// one sooner. Default 2s.
 	Interval time.Duration
+	// Debounce is the shortest time between the starts of two passes: the
+	// triggers of every flush in between fold into one pass, so a day that
+	// each flush touches is recomputed once per Debounce, not once per
+	// flush. Default 1s.
+	Debounce time.Duration
 	// MaxDays bounds the days one query of the pending list returns; a pass
 	// goes on until none is left. Default 500.
 	MaxDays int
@@ -70,6 +76,7 @@ func StaticPricer(card *pricing.RateCard) Pricer {
 type Aggregator struct {
 	conn     driver.Conn
 	interval time.Duration
+	debounce time.Duration
 	maxDays  int
 	now      func() time.Time
 	pricer   Pricer
@@ -87,6 +94,9 @@ func New(cfg Config) (*Aggregator, error) {
 	if cfg.Interval < 0 {
 		errs = append(errs, errors.New("aggregator: interval must not be negative"))
 	}
+	if cfg.Debounce < 0 {
+		errs = append(errs, errors.New("aggregator: debounce must not be negative"))
+	}
 	if cfg.MaxDays < 0 {
 		errs = append(errs, errors.New("aggregator: max days must not be negative"))
 	}
@@ -96,6 +106,7 @@ func New(cfg Config) (*Aggregator, error) {
 	a := &Aggregator{
 		conn:     cfg.Conn,
 		interval: cmp.Or(cfg.Interval, DefaultInterval),
+		debounce: cmp.Or(cfg.Debounce, DefaultDebounce),
 		maxDays:  cmp.Or(cfg.MaxDays, DefaultMaxDays),
 		now:      orNow(cfg.Now),
 		pricer:   cfg.Pricer,
@@ -129,13 +140,15 @@ func (a *Aggregator) Trigger() {
 	}
 }
 
-// Run recomputes the dirty days every Interval and after each Trigger until
-// ctx ends, then returns nil. A failed pass is logged and counted, and the
-// next one retries: a day stays dirty until its recompute was written.
+// Run recomputes the dirty days every Interval and after each Trigger, but
+// starts passes at least Debounce apart, until ctx ends, then returns nil. A
+// failed pass is logged and counted, and the next one retries: a day stays
+// dirty until its recompute was written.
 func (a *Aggregator) Run(ctx context.Context) error {
 	ticker := time.NewTicker(a.interval)
 	defer ticker.Stop()
 	for {
+		started := time.Now()
 		if _, err := a.RecomputePending(ctx); err != nil && ctx.Err() == nil {
 			a.metrics.errors.Inc()
 			a.log.Error("recompute dirty days failed; retrying on the next pass", "error", err)
@@ -145,6 +158,13 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			return nil
 		case <-ticker.C:
 		case <-a.trigger:
+		}
+		if wait := a.debounce - time.Since(started); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
 		}
 	}
 }
@@ -167,27 +187,46 @@ func (a *Aggregator) RecomputePending(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, err
 		}
-		var done []dirtyMark
+		var backfill bool
+		byKind := map[Kind][]dirtyMark{}
 		for _, m := range marks {
-			var err error
 			if m.kind == kindLinesBackfill {
-				err = a.backfillLines(ctx)
-			} else {
-				_, _, err = a.recompute(ctx, tableOf(m.kind), m.day, card, true)
+				backfill = true
+				if err := a.backfillLines(ctx); err != nil {
+					return total, err
+				}
+				m.done = true
+				if err := a.markDone(ctx, []dirtyMark{m}); err != nil {
+					return total, err
+				}
+				total++
+				continue
 			}
-			if err != nil {
-				// The days recomputed so far are marked; this one stays dirty.
-				return total, errors.Join(err, a.markDone(ctx, done))
-			}
-			m.done = true
-			done = append(done, m)
-			total++
+			byKind[m.kind] = append(byKind[m.kind], m)
 		}
-		if err := a.markDone(ctx, done); err != nil {
-			return total, err
+		for _, kind := range slices.Sorted(maps.Keys(byKind)) {
+			for chunk := range slices.Chunk(byKind[kind], daysPerRecompute) {
+				days := make([]rawevents.Date, len(chunk))
+				for i, m := range chunk {
+					days[i] = m.day
+				}
+				if _, _, err := a.recompute(ctx, tableOf(kind), days, card, true); err != nil {
+					// The chunks recomputed so far are marked; these stay dirty.
+					return total, err
+				}
+				done := make([]dirtyMark, len(chunk))
+				for i, m := range chunk {
+					m.done = true
+					done[i] = m
+				}
+				if err := a.markDone(ctx, done); err != nil {
+					return total, err
+				}
+				total += len(chunk)
+			}
 		}
 		// A backfill marks new days dirty: one more pass takes them.
-		if len(marks) < a.maxDays && !slices.ContainsFunc(marks, func(m dirtyMark) bool { return m.kind == kindLinesBackfill }) {
+		if len(marks) < a.maxDays && !backfill {
 			return total, nil
 		}
 	}
@@ -298,13 +337,13 @@ func (a *Aggregator) Reconcile(ctx context.Context, day rawevents.Date) (Diff, e
 		return Diff{}, err
 	}
 	for _, t := range aggregateTables {
-		stored, fresh, err := a.recompute(ctx, t, day, card, false)
+		stored, fresh, err := a.recompute(ctx, t, []rawevents.Date{day}, card, false)
 		if err != nil {
 			return Diff{}, err
 		}
-		lines := diff(t, stored, fresh)
+		lines := diff(t, stored[day], fresh[day])
 		if len(lines) > 0 {
-			if _, _, err := a.recompute(ctx, t, day, card, true); err != nil {
+			if _, _, err := a.recompute(ctx, t, []rawevents.Date{day}, card, true); err != nil {
 				return Diff{}, fmt.Errorf("repair %s of %s: %w", t.name, day, err)
 			}
 		}
@@ -315,7 +354,7 @@ func (a *Aggregator) Reconcile(ctx context.Context, day rawevents.Date) (Diff, e
 
 // aggregateTable describes one daily aggregate: its key columns, its summed
 // Decimal columns (then events UInt64 and computed_at UInt64), and the SQL
-// that recomputes and reads a day. When price is set, the fresh query has
+// that recomputes and reads days (its first column is the day). When price is set, the fresh query has
 // freshKeys and freshSums columns instead and price turns its rows into the
 // table's.
 type aggregateTable struct {
@@ -323,8 +362,8 @@ type aggregateTable struct {
 	name   string
 	keys   []string
 	sums   []string
-	fresh  func(rawevents.Date) (string, []any)
-	stored func(rawevents.Date) (string, []any)
+	fresh  func([]rawevents.Date) (string, []any)
+	stored func([]rawevents.Date) (string, []any)
 
 	freshKeys, freshSums int
 	price                func(card *pricing.RateCard, day rawevents.Date, fresh map[string]aggRow) map[string]aggRow
@@ -382,66 +421,88 @@ func (r aggRow) equal(o aggRow) bool {
 	return true
 }
 
-// recompute reads the stored aggregate of day and a fresh one from the by-day
-// table; with write, it writes the fresh one as the whole day: every fresh key
-// plus a zero row for each stored key that left the day, all at a computed_at
-// above every stored one. The stored map holds only keys with events.
-func (a *Aggregator) recompute(ctx context.Context, t *aggregateTable, day rawevents.Date, card *pricing.RateCard, write bool) (stored, fresh map[string]aggRow, err error) {
+// daysPerRecompute bounds the days one recompute reads and writes at once:
+// one query per aggregate for all of them (a pass over many dirty days costs
+// a few queries, not a few per day), while the rows held in memory stay
+// those of a few days.
+const daysPerRecompute = 16
+
+// dayRows is the aggregate of each day, by key id.
+type dayRows map[rawevents.Date]map[string]aggRow
+
+// recompute reads the stored aggregate of days and a fresh one from the
+// by-day table; with write, it writes the fresh one as whole days: every
+// fresh key plus a zero row for each stored key that left its day, each day
+// at a computed_at above every one stored for it. The stored maps hold only
+// keys with events.
+func (a *Aggregator) recompute(ctx context.Context, t *aggregateTable, days []rawevents.Date, card *pricing.RateCard, write bool) (stored, fresh dayRows, err error) {
 	start := time.Now()
 	// computed_at is taken before reading the by-day rows: of two recomputes
 	// of a day, the one that read later wins.
 	computedAt := uint64(a.now().UnixNano())
-	stored, maxComputed, err := a.read(ctx, t.stored, len(t.keys), len(t.sums), day, true)
+	stored, maxComputed, err := a.read(ctx, t.stored, len(t.keys), len(t.sums), days, true)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read %s of %s: %w", t.name, day, err)
+		return nil, nil, fmt.Errorf("read %s of %d days from %s: %w", t.name, len(days), days[0], err)
 	}
 	if t.price == nil {
-		fresh, _, err = a.read(ctx, t.fresh, len(t.keys), len(t.sums), day, false)
+		fresh, _, err = a.read(ctx, t.fresh, len(t.keys), len(t.sums), days, false)
 	} else {
-		fresh, _, err = a.read(ctx, t.fresh, t.freshKeys, t.freshSums, day, false)
+		fresh, _, err = a.read(ctx, t.fresh, t.freshKeys, t.freshSums, days, false)
 		if err == nil {
-			fresh = t.price(card, day, fresh)
+			for day, rows := range fresh {
+				fresh[day] = t.price(card, day, rows)
+			}
 		}
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("recompute %s of %s: %w", t.name, day, err)
+		return nil, nil, fmt.Errorf("recompute %s of %d days from %s: %w", t.name, len(days), days[0], err)
 	}
 	if !write {
 		return stored, fresh, nil
 	}
-	rows := slices.Collect(maps.Values(fresh))
-	for id, s := range stored {
-		if _, ok := fresh[id]; !ok {
-			zero := aggRow{key: s.key, sums: repeat(decimal.Zero, len(t.sums))}
-			rows = append(rows, zero)
+	var out []versionedRow
+	for _, day := range days {
+		version := max(computedAt, maxComputed[day]+1)
+		for _, r := range fresh[day] {
+			out = append(out, versionedRow{day: day, computedAt: version, aggRow: r})
+		}
+		for id, s := range stored[day] {
+			if _, ok := fresh[day][id]; !ok {
+				zero := aggRow{key: s.key, sums: repeat(decimal.Zero, len(t.sums))}
+				out = append(out, versionedRow{day: day, computedAt: version, aggRow: zero})
+			}
 		}
 	}
-	if len(rows) > 0 {
-		if err := a.write(ctx, t, day, rows, max(computedAt, maxComputed+1)); err != nil {
+	if len(out) > 0 {
+		if err := a.write(ctx, t, out); err != nil {
 			return nil, nil, err
 		}
 	}
-	a.metrics.recomputed.WithLabelValues(string(t.kind)).Inc()
+	a.metrics.recomputed.WithLabelValues(string(t.kind)).Add(float64(len(days)))
 	a.metrics.duration.WithLabelValues(string(t.kind)).Observe(time.Since(start).Seconds())
 	return stored, fresh, nil
 }
 
-// read runs a day's query whose columns are nKeys keys, nSums sums, events
-// and, when withVersion, computed_at. Rows without events (zero rows) are
-// left out; the highest computed_at is returned.
-func (a *Aggregator) read(ctx context.Context, query func(rawevents.Date) (string, []any), nKeys, nSums int, day rawevents.Date, withVersion bool) (map[string]aggRow, uint64, error) {
-	sql, args := query(day)
+// read runs a query over days whose columns are the day, nKeys keys, nSums
+// sums, events and, when withVersion, computed_at. Rows without events (zero
+// rows) are left out; the highest computed_at of each day is returned.
+func (a *Aggregator) read(ctx context.Context, query func([]rawevents.Date) (string, []any), nKeys, nSums int, days []rawevents.Date, withVersion bool) (dayRows, map[rawevents.Date]uint64, error) {
+	sql, args := query(days)
 	rows, err := a.conn.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	defer rows.Close()
-	out := map[string]aggRow{}
-	var maxVersion uint64
+	out := dayRows{}
+	maxVersion := map[rawevents.Date]uint64{}
 	for rows.Next() {
 		r := aggRow{key: make([]string, nKeys), sums: make([]decimal.Decimal, nSums)}
-		var version uint64
-		dest := make([]any, 0, nKeys+nSums+2)
+		var (
+			at      time.Time
+			version uint64
+		)
+		dest := make([]any, 0, nKeys+nSums+3)
+		dest = append(dest, &at)
 		for i := range r.key {
 			dest = append(dest, &r.key[i])
 		}
@@ -453,20 +514,35 @@ func (a *Aggregator) read(ctx context.Context, query func(rawevents.Date) (strin
 			dest = append(dest, &version)
 		}
 		if err := rows.Scan(dest...); err != nil {
-			return nil, 0, err
+			return nil, nil, err
 		}
-		maxVersion = max(maxVersion, version)
+		day := rawevents.DateOf(at)
+		maxVersion[day] = max(maxVersion[day], version)
 		if r.events > 0 {
-			out[r.id()] = r
+			if out[day] == nil {
+				out[day] = map[string]aggRow{}
+			}
+			out[day][r.id()] = r
 		}
 	}
 	return out, maxVersion, rows.Err()
 }
 
-func (a *Aggregator) write(ctx context.Context, t *aggregateTable, day rawevents.Date, rows []aggRow, computedAt uint64) error {
+// versionedRow is one row to write: a key of a day at its computed_at.
+type versionedRow struct {
+	day        rawevents.Date
+	computedAt uint64
+	aggRow
+}
+
+func (a *Aggregator) write(ctx context.Context, t *aggregateTable, rows []versionedRow) error {
 	names := slices.Concat([]string{"day"}, t.keys, t.sums, []string{"events", "computed_at"})
 	n := len(rows)
-	cols := []any{repeat(day.Midnight(), n)}
+	days := make([]time.Time, n)
+	for j := range rows {
+		days[j] = rows[j].day.Midnight()
+	}
+	cols := []any{days}
 	for i := range t.keys {
 		c := make([]string, n)
 		for j := range rows {
@@ -482,12 +558,13 @@ func (a *Aggregator) write(ctx context.Context, t *aggregateTable, day rawevents
 		cols = append(cols, c)
 	}
 	events := make([]uint64, n)
+	versions := make([]uint64, n)
 	for j := range rows {
-		events[j] = rows[j].events
+		events[j], versions[j] = rows[j].events, rows[j].computedAt
 	}
-	cols = append(cols, events, repeat(computedAt, n))
+	cols = append(cols, events, versions)
 	if err := chstore.InsertColumns(ctx, a.conn, t.name, names, cols); err != nil {
-		return fmt.Errorf("write %s of %s: %w", t.name, day, err)
+		return fmt.Errorf("write %s of %d rows: %w", t.name, n, err)
 	}
 	return nil
 }

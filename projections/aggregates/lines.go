@@ -309,18 +309,20 @@ FROM ` + rawevents.TableRevenue + ` FINAL
 WHERE (source, id) IN ?`, args
 }
 
-// linesDaySQL recomputes one day of daily_revenue_lines.
-func linesDaySQL(day rawevents.Date) (string, []any) {
-	return `SELECT customer_source, customer_external_id, currency, plan, sum(cash) AS total_cash, sum(accrual) AS total_accrual, sumIf(cash, kind IN (` + quoteAll(refundKinds) + `)) AS total_refunds, count() AS events
+// linesDaySQL recomputes days of daily_revenue_lines.
+func linesDaySQL(days []rawevents.Date) (string, []any) {
+	cond, args := dayIn(days)
+	return `SELECT day, customer_source, customer_external_id, currency, plan, sum(cash) AS total_cash, sum(accrual) AS total_accrual, sumIf(cash, kind IN (` + quoteAll(refundKinds) + `)) AS total_refunds, count() AS events
 FROM revenue_lines_by_day FINAL
-WHERE day = toDate(?) AND void = 0 AND kind IN (` + quoteAll(rawevents.RevenueKinds()) + `)
-GROUP BY customer_source, customer_external_id, currency, plan`, []any{day.String()}
+WHERE ` + cond + ` AND void = 0 AND kind IN (` + quoteAll(rawevents.RevenueKinds()) + `)
+GROUP BY day, customer_source, customer_external_id, currency, plan`, args
 }
 
-func storedLinesSQL(day rawevents.Date) (string, []any) {
-	return `SELECT customer_source, customer_external_id, currency, plan, cash, accrual, refunds, events, computed_at
+func storedLinesSQL(days []rawevents.Date) (string, []any) {
+	cond, args := dayIn(days)
+	return `SELECT day, customer_source, customer_external_id, currency, plan, cash, accrual, refunds, events, computed_at
 FROM daily_revenue_lines FINAL
-WHERE day = toDate(?)`, []any{day.String()}
+WHERE ` + cond, args
 }
 
 // spanMemory is trailMemory for revenue lines: a line covers up to

@@ -26,7 +26,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"kind"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "uvr_aggregates_recompute_duration_seconds",
-			Help:    "Time to recompute and write one day of a daily aggregate, by kind.",
+			Help:    "Time to recompute and write a set of days (up to 16) of a daily aggregate in one query, by kind.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15), // 1 ms … 16 s
 		}, []string{"kind"}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{

@@ -50,13 +50,26 @@ func pendingCountSQL() string {
 	return `SELECT count() FROM dirty_days FINAL WHERE done = 0`
 }
 
-// usageDaySQL recomputes one day of daily_usage from usage_by_day, with the
-// rows to price from the rate card apart (priceUsage prices them).
-func usageDaySQL(day rawevents.Date) (string, []any) {
-	return `SELECT customer_source, customer_external_id, feature, currency, toString(price) AS to_price, sum(quantity) AS quantity, sum(cost) AS cost, count() AS events
+// dayIn is the condition "day is one of days" (bound, one placeholder per
+// day), and its arguments.
+func dayIn(days []rawevents.Date) (string, []any) {
+	marks := make([]string, len(days))
+	args := make([]any, len(days))
+	for i, d := range days {
+		marks[i], args[i] = "toDate(?)", d.String()
+	}
+	return "day IN (" + strings.Join(marks, ", ") + ")", args
+}
+
+// usageDaySQL recomputes days of daily_usage from usage_by_day, with the
+// rows to price from the rate card apart (priceUsage prices them): one
+// query for all of them, grouped by day.
+func usageDaySQL(days []rawevents.Date) (string, []any) {
+	cond, args := dayIn(days)
+	return `SELECT day, customer_source, customer_external_id, feature, currency, toString(price) AS to_price, sum(quantity) AS quantity, sum(cost) AS cost, count() AS events
 FROM usage_by_day FINAL
-WHERE day = toDate(?) AND void = 0
-GROUP BY customer_source, customer_external_id, feature, currency, to_price`, []any{day.String()}
+WHERE ` + cond + ` AND void = 0
+GROUP BY day, customer_source, customer_external_id, feature, currency, to_price`, args
 }
 
 // recostDaysSQL lists the days within spans that hold rows priced from the
@@ -80,27 +93,30 @@ WHERE price = 1 AND (` + strings.Join(conds, " OR ") + `)
 ORDER BY day`, args
 }
 
-// revenueDaySQL recomputes one day of daily_revenue from revenue_by_day,
-// cash basis, over the kinds that move money.
-func revenueDaySQL(day rawevents.Date) (string, []any) {
-	return `SELECT customer_source, customer_external_id, currency, sum(amount) AS cash, sumIf(amount, kind IN (` + quoteAll(refundKinds) + `)) AS refunds, count() AS events
+// revenueDaySQL recomputes days of daily_revenue from revenue_by_day, cash
+// basis, over the kinds that move money.
+func revenueDaySQL(days []rawevents.Date) (string, []any) {
+	cond, args := dayIn(days)
+	return `SELECT day, customer_source, customer_external_id, currency, sum(amount) AS cash, sumIf(amount, kind IN (` + quoteAll(refundKinds) + `)) AS refunds, count() AS events
 FROM revenue_by_day FINAL
-WHERE day = toDate(?) AND void = 0 AND kind IN (` + quoteAll(rawevents.RevenueKinds()) + `)
-GROUP BY customer_source, customer_external_id, currency`, []any{day.String()}
+WHERE ` + cond + ` AND void = 0 AND kind IN (` + quoteAll(rawevents.RevenueKinds()) + `)
+GROUP BY day, customer_source, customer_external_id, currency`, args
 }
 
-// storedUsageSQL reads the stored aggregate of one day, zero rows included
+// storedUsageSQL reads the stored aggregate of days, zero rows included
 // (their keys need no new zero row, and their computed_at bounds the next).
-func storedUsageSQL(day rawevents.Date) (string, []any) {
-	return `SELECT customer_source, customer_external_id, feature, currency, quantity, cost, priced_cost, unpriced_quantity, events, computed_at
+func storedUsageSQL(days []rawevents.Date) (string, []any) {
+	cond, args := dayIn(days)
+	return `SELECT day, customer_source, customer_external_id, feature, currency, quantity, cost, priced_cost, unpriced_quantity, events, computed_at
 FROM daily_usage FINAL
-WHERE day = toDate(?)`, []any{day.String()}
+WHERE ` + cond, args
 }
 
-func storedRevenueSQL(day rawevents.Date) (string, []any) {
-	return `SELECT customer_source, customer_external_id, currency, cash, refunds, events, computed_at
+func storedRevenueSQL(days []rawevents.Date) (string, []any) {
+	cond, args := dayIn(days)
+	return `SELECT day, customer_source, customer_external_id, currency, cash, refunds, events, computed_at
 FROM daily_revenue FINAL
-WHERE day = toDate(?)`, []any{day.String()}
+WHERE ` + cond, args
 }
 
 // quoteAll writes constant strings (never user input) as SQL literals.

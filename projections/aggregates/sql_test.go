@@ -12,7 +12,7 @@ import (
 
 // Golden SQL of every builder: a change to a statement shows up here first.
 func TestSQLBuilders(t *testing.T) {
-	day := rawevents.Date{Year: 2026, Month: 3, Day: 9}
+	days := []rawevents.Date{{Year: 2026, Month: 3, Day: 9}, {Year: 2026, Month: 3, Day: 11}}
 	recostSpans := []span{
 		{time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)},
 		{from: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)},
@@ -56,12 +56,12 @@ LIMIT ?`,
 			wantSQL: `SELECT count() FROM dirty_days FINAL WHERE done = 0`,
 		},
 		{
-			name: "usage day", sql: first(usageDaySQL(day)), args: second(usageDaySQL(day)),
-			wantSQL: `SELECT customer_source, customer_external_id, feature, currency, toString(price) AS to_price, sum(quantity) AS quantity, sum(cost) AS cost, count() AS events
+			name: "usage day", sql: first(usageDaySQL(days)), args: second(usageDaySQL(days)),
+			wantSQL: `SELECT day, customer_source, customer_external_id, feature, currency, toString(price) AS to_price, sum(quantity) AS quantity, sum(cost) AS cost, count() AS events
 FROM usage_by_day FINAL
-WHERE day = toDate(?) AND void = 0
-GROUP BY customer_source, customer_external_id, feature, currency, to_price`,
-			wantArgs: []any{"2026-03-09"},
+WHERE day IN (toDate(?), toDate(?)) AND void = 0
+GROUP BY day, customer_source, customer_external_id, feature, currency, to_price`,
+			wantArgs: []any{"2026-03-09", "2026-03-11"},
 		},
 		{
 			name: "recost days", sql: first(recostDaysSQL(recostSpans)), args: second(recostDaysSQL(recostSpans)),
@@ -72,26 +72,26 @@ ORDER BY day`,
 			wantArgs: []any{"2026-03-01", "2026-03-04", "2026-04-01"},
 		},
 		{
-			name: "revenue day", sql: first(revenueDaySQL(day)), args: second(revenueDaySQL(day)),
-			wantSQL: `SELECT customer_source, customer_external_id, currency, sum(amount) AS cash, sumIf(amount, kind IN ('refund', 'credit_note')) AS refunds, count() AS events
+			name: "revenue day", sql: first(revenueDaySQL(days)), args: second(revenueDaySQL(days)),
+			wantSQL: `SELECT day, customer_source, customer_external_id, currency, sum(amount) AS cash, sumIf(amount, kind IN ('refund', 'credit_note')) AS refunds, count() AS events
 FROM revenue_by_day FINAL
-WHERE day = toDate(?) AND void = 0 AND kind IN ('charge', 'invoice_paid', 'refund', 'credit_note', 'dispute')
-GROUP BY customer_source, customer_external_id, currency`,
-			wantArgs: []any{"2026-03-09"},
+WHERE day IN (toDate(?), toDate(?)) AND void = 0 AND kind IN ('charge', 'invoice_paid', 'refund', 'credit_note', 'dispute')
+GROUP BY day, customer_source, customer_external_id, currency`,
+			wantArgs: []any{"2026-03-09", "2026-03-11"},
 		},
 		{
-			name: "stored usage", sql: first(storedUsageSQL(day)), args: second(storedUsageSQL(day)),
-			wantSQL: `SELECT customer_source, customer_external_id, feature, currency, quantity, cost, priced_cost, unpriced_quantity, events, computed_at
+			name: "stored usage", sql: first(storedUsageSQL(days)), args: second(storedUsageSQL(days)),
+			wantSQL: `SELECT day, customer_source, customer_external_id, feature, currency, quantity, cost, priced_cost, unpriced_quantity, events, computed_at
 FROM daily_usage FINAL
-WHERE day = toDate(?)`,
-			wantArgs: []any{"2026-03-09"},
+WHERE day IN (toDate(?), toDate(?))`,
+			wantArgs: []any{"2026-03-09", "2026-03-11"},
 		},
 		{
-			name: "stored revenue", sql: first(storedRevenueSQL(day)), args: second(storedRevenueSQL(day)),
-			wantSQL: `SELECT customer_source, customer_external_id, currency, cash, refunds, events, computed_at
+			name: "stored revenue", sql: first(storedRevenueSQL(days)), args: second(storedRevenueSQL(days)),
+			wantSQL: `SELECT day, customer_source, customer_external_id, currency, cash, refunds, events, computed_at
 FROM daily_revenue FINAL
-WHERE day = toDate(?)`,
-			wantArgs: []any{"2026-03-09"},
+WHERE day IN (toDate(?), toDate(?))`,
+			wantArgs: []any{"2026-03-09", "2026-03-11"},
 		},
 	}
 	for _, tt := range tests {

@@ -15,7 +15,7 @@ import (
 // is permanent (poison topic); a failed directory write is retried.
 func NewHandler(d *Directory) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
-		ev, err := event.Decode(msg.Payload) // accepted already: no clock-relative window
+		ev, err := event.FromMessage(msg)
 		if err != nil {
 			return router.Permanent(fmt.Errorf("message %s: %w", msg.UUID, err))
 		}

@@ -50,7 +50,7 @@ func NewHandler(cfg HandlerConfig) (message.NoPublishHandlerFunc, error) {
 		now = time.Now
 	}
 	return func(msg *message.Message) error {
-		ev, err := event.Decode(msg.Payload) // accepted already: no clock-relative window
+		ev, err := event.FromMessage(msg)
 		if err != nil {
 			return router.Permanent(fmt.Errorf("message %s: %w", msg.UUID, err))
 		}
