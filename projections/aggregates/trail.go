@@ -1,0 +1,162 @@
+package aggregates
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/uvrhq/uvr/projections/chstore"
+	"github.com/uvrhq/uvr/projections/rawevents"
+)
+
+// TableByDayTrails holds, per event identity and by-day kind, every day a
+// by-day write of it touched (migration 0009). See current.
+const TableByDayTrails = "by_day_trails"
+
+type trailKey struct {
+	kind Kind
+	id   identity
+}
+
+// trailRow is one row of by_day_trails: a run of consecutive days.
+type trailRow struct {
+	key      trailKey
+	from, to rawevents.Date
+	rev      uint64
+}
+
+// lookupTrails reads the trails of ids, every kind, as days.
+func (w *Writer) lookupTrails(ctx context.Context, ids []identity) (map[trailKey]current, error) {
+	out := map[trailKey]current{}
+	for _, chunk := range chunkIdentities(ids, maxLookupBytes) {
+		_, args := currentSQL(TableByDayTrails, chunk) // the same bound set
+		sql := `SELECT source, id, kind, from_day, to_day, rev
+FROM ` + TableByDayTrails + `
+WHERE (source, id) IN ?`
+		err := chstore.QueryRows(ctx, w.conn, sql, args, func(scan func(...any) error) error {
+			var (
+				k        trailKey
+				kind     string
+				from, to time.Time
+				rev      uint64
+			)
+			if err := scan(&k.id.source, &k.id.id, &kind, &from, &to, &rev); err != nil {
+				return err
+			}
+			k.kind = Kind(kind)
+			var days []rawevents.Date
+			for d := rawevents.DateOf(from); !d.After(rawevents.DateOf(to)); d = d.AddDays(1) {
+				days = append(days, d)
+			}
+			out[k] = union(out[k], current{rev: rev, days: days})
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("look up the by-day trails of %d identities: %w", len(chunk), err)
+		}
+	}
+	return out, nil
+}
+
+// mergeTrails folds the trails of kind into cur (as read from the raw tables,
+// which lack a version whose raw insert never happened).
+func mergeTrails(kind Kind, trails map[trailKey]current, cur map[identity]current) {
+	for k, t := range trails {
+		if k.kind == kind {
+			cur[k.id] = union(cur[k.id], t)
+		}
+	}
+}
+
+func union(a, b current) current {
+	days := slices.Clone(a.days)
+	for _, d := range b.days {
+		if !slices.Contains(days, d) {
+			days = append(days, d)
+		}
+	}
+	return current{rev: max(a.rev, b.rev), days: days}
+}
+
+// trailsOf returns the trail rows of planned by-day rows: per identity, the
+// runs of the days they touch, at the highest rev among them.
+func trailsOf[R any](kind Kind, planned []R, of func(*R) *byDayRow) []trailRow {
+	type acc struct {
+		rev  uint64
+		days []rawevents.Date
+	}
+	by := map[identity]*acc{}
+	var order []identity
+	for i := range planned {
+		r := of(&planned[i])
+		id := identity{r.row.Event.Source, r.row.Event.ID}
+		a := by[id]
+		if a == nil {
+			a = &acc{}
+			by[id] = a
+			order = append(order, id)
+		}
+		a.rev = max(a.rev, r.rev)
+		a.days = append(a.days, r.day)
+	}
+	var out []trailRow
+	for _, id := range order {
+		for _, s := range spansOf(by[id].days) {
+			out = append(out, trailRow{key: trailKey{kind, id}, from: s[0], to: s[1], rev: by[id].rev})
+		}
+	}
+	return out
+}
+
+// spansOf returns the runs of consecutive days of days (any order).
+func spansOf(days []rawevents.Date) [][2]rawevents.Date {
+	sorted := slices.Clone(days)
+	slices.SortFunc(sorted, func(a, b rawevents.Date) int { return a.Midnight().Compare(b.Midnight()) })
+	var out [][2]rawevents.Date
+	for _, d := range sorted {
+		if n := len(out); n > 0 && !d.After(out[n-1][1].AddDays(1)) {
+			if d.After(out[n-1][1]) {
+				out[n-1][1] = d
+			}
+			continue
+		}
+		out = append(out, [2]rawevents.Date{d, d})
+	}
+	return out
+}
+
+func (w *Writer) insertTrails(ctx context.Context, rows []trailRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	n := len(rows)
+	var (
+		sources, ids, kinds = make([]string, n), make([]string, n), make([]string, n)
+		from, to            = make([]time.Time, n), make([]time.Time, n)
+		revs                = make([]uint64, n)
+	)
+	for i, r := range rows {
+		sources[i], ids[i], kinds[i] = r.key.id.source, r.key.id.id, string(r.key.kind)
+		from[i], to[i], revs[i] = r.from.Midnight(), r.to.Midnight(), r.rev
+	}
+	if err := chstore.InsertColumns(ctx, w.conn, TableByDayTrails,
+		[]string{"source", "id", "kind", "from_day", "to_day", "rev"},
+		[]any{sources, ids, kinds, from, to, revs}); err != nil {
+		return fmt.Errorf("insert %d by-day trails: %w", n, err)
+	}
+	return nil
+}
+
+// identitiesOf returns the distinct identities of batch, sorted.
+func identitiesOf(batch []*rawevents.Row) []identity {
+	ids := make([]identity, 0, len(batch))
+	for _, r := range batch {
+		ids = append(ids, identity{r.Event.Source, r.Event.ID})
+	}
+	slices.SortFunc(ids, func(a, b identity) int {
+		return cmp.Or(cmp.Compare(a.source, b.source), cmp.Compare(a.id, b.id))
+	})
+	return slices.Compact(ids)
+}
