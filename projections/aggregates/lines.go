@@ -110,7 +110,7 @@ func planLines(batch []*rawevents.Row, cur map[identity]current) []lineRow {
 		days := slices.Clone(c.days)
 		for _, d := range c.days {
 			if !mine[d] {
-				out = append(out, lineRow{byDayRow: byDayRow{day: d, rev: rev, void: true, row: r}})
+				out = append(out, lineRow{byDayRow: byDayRow{day: d, rev: rev, void: true, tomb: true, row: r}})
 			}
 		}
 		for d := range mine {
@@ -125,7 +125,7 @@ func planLines(batch []*rawevents.Row, cur map[identity]current) []lineRow {
 
 // planLines plans the revenue lines of a batch's revenue rows against the
 // current versions in revenue_events and the trails of kind revenue_lines.
-func (w *Writer) planLines(ctx context.Context, batch []*rawevents.Row, trails map[trailKey]current) ([]lineRow, error) {
+func (w *Writer) planLines(ctx context.Context, batch []*rawevents.Row, trails map[trailKey][]current) ([]lineRow, error) {
 	if len(batch) == 0 {
 		return nil, nil
 	}

@@ -11,8 +11,16 @@ import (
 	"github.com/uvrhq/uvr/projections/rawevents"
 )
 
-// TableByDayTrails holds, per event identity and by-day kind, every day a
-// by-day write of it touched (migration 0009). See current.
+// TableByDayTrails holds, per event identity and by-day kind, the days and
+// rev of every version the writer wrote (or tried to write) by-day rows for
+// (migration 0009). See current.
+//
+// Only a version's own days are recorded, not its tombstones: a trail names
+// where a live row may be. And a trail older than the raw tables' current
+// version is ignored: that version's flush, which came after it (flushes are
+// serial, and an older version arriving later is skipped), tombstoned its
+// days already. So a correction tombstones what the raw tables and the
+// unconfirmed attempts name, not every day of the event's history.
 const TableByDayTrails = "by_day_trails"
 
 type trailKey struct {
@@ -27,9 +35,9 @@ type trailRow struct {
 	rev      uint64
 }
 
-// lookupTrails reads the trails of ids, every kind, as days.
-func (w *Writer) lookupTrails(ctx context.Context, ids []identity) (map[trailKey]current, error) {
-	out := map[trailKey]current{}
+// lookupTrails reads the trails of ids, every kind, one current per row.
+func (w *Writer) lookupTrails(ctx context.Context, ids []identity) (map[trailKey][]current, error) {
+	out := map[trailKey][]current{}
 	for _, chunk := range chunkIdentities(ids, maxLookupBytes) {
 		_, args := currentSQL(TableByDayTrails, chunk) // the same bound set
 		sql := `SELECT source, id, kind, from_day, to_day, rev
@@ -50,7 +58,7 @@ WHERE (source, id) IN ?`
 			for d := rawevents.DateOf(from); !d.After(rawevents.DateOf(to)); d = d.AddDays(1) {
 				days = append(days, d)
 			}
-			out[k] = union(out[k], current{rev: rev, days: days})
+			out[k] = append(out[k], current{rev: rev, days: days})
 			return nil
 		})
 		if err != nil {
@@ -61,11 +69,18 @@ WHERE (source, id) IN ?`
 }
 
 // mergeTrails folds the trails of kind into cur (as read from the raw tables,
-// which lack a version whose raw insert never happened).
-func mergeTrails(kind Kind, trails map[trailKey]current, cur map[identity]current) {
-	for k, t := range trails {
-		if k.kind == kind {
-			cur[k.id] = union(cur[k.id], t)
+// which lack a version whose raw insert never happened), but for those older
+// than the raw current version.
+func mergeTrails(kind Kind, trails map[trailKey][]current, cur map[identity]current) {
+	for k, ts := range trails {
+		if k.kind != kind {
+			continue
+		}
+		raw := cur[k.id] // zero when the raw tables lack the identity
+		for _, t := range ts {
+			if t.rev >= raw.rev {
+				cur[k.id] = union(cur[k.id], t)
+			}
 		}
 	}
 }
@@ -80,31 +95,30 @@ func union(a, b current) current {
 	return current{rev: max(a.rev, b.rev), days: days}
 }
 
-// trailsOf returns the trail rows of planned by-day rows: per identity, the
-// runs of the days they touch, at the highest rev among them.
+// trailsOf returns the trail rows of planned by-day rows: per version, the
+// runs of its own days (tombstones left out) at its rev.
 func trailsOf[R any](kind Kind, planned []R, of func(*R) *byDayRow) []trailRow {
-	type acc struct {
-		rev  uint64
-		days []rawevents.Date
+	type version struct {
+		id  identity
+		rev uint64
 	}
-	by := map[identity]*acc{}
-	var order []identity
+	days := map[version][]rawevents.Date{}
+	var order []version
 	for i := range planned {
 		r := of(&planned[i])
-		id := identity{r.row.Event.Source, r.row.Event.ID}
-		a := by[id]
-		if a == nil {
-			a = &acc{}
-			by[id] = a
-			order = append(order, id)
+		if r.tomb {
+			continue
 		}
-		a.rev = max(a.rev, r.rev)
-		a.days = append(a.days, r.day)
+		v := version{identity{r.row.Event.Source, r.row.Event.ID}, r.rev}
+		if _, ok := days[v]; !ok {
+			order = append(order, v)
+		}
+		days[v] = append(days[v], r.day)
 	}
 	var out []trailRow
-	for _, id := range order {
-		for _, s := range spansOf(by[id].days) {
-			out = append(out, trailRow{key: trailKey{kind, id}, from: s[0], to: s[1], rev: by[id].rev})
+	for _, v := range order {
+		for _, s := range spansOf(days[v]) {
+			out = append(out, trailRow{key: trailKey{kind, v.id}, from: s[0], to: s[1], rev: v.rev})
 		}
 	}
 	return out

@@ -91,6 +91,7 @@ type byDayRow struct {
 	day  rawevents.Date
 	rev  uint64
 	void bool
+	tomb bool           // a tombstone under a day the version left
 	row  *rawevents.Row // the event version whose values the row carries
 }
 
@@ -217,7 +218,7 @@ func plan(batch []*rawevents.Row, cur map[identity]current) []byDayRow {
 		out = append(out, byDayRow{day: day, rev: rev, void: r.Event.Data.Void, row: r})
 		for _, d := range c.days {
 			if d != day {
-				out = append(out, byDayRow{day: d, rev: rev, void: true, row: r})
+				out = append(out, byDayRow{day: d, rev: rev, void: true, tomb: true, row: r})
 			}
 		}
 		days := c.days

@@ -1,16 +1,17 @@
--- by_day_trails: every day a by-day write of an event identity touched
--- (projections/aggregates/trail.go; docs/design/daily-aggregates.md). kind
--- is the by-day table's dirty kind ('usage', 'revenue', 'revenue_lines');
--- days are kept as runs (from_day..to_day: a yearly revenue line is one
--- row, not 366), rev is the highest rev the write carried. The writer
+-- by_day_trails: the days of every event version the writer wrote by-day
+-- rows for (projections/aggregates/trail.go; docs/design/daily-aggregates.md).
+-- kind is the by-day table's dirty kind ('usage', 'revenue',
+-- 'revenue_lines'); days are kept as runs (from_day..to_day: a yearly
+-- revenue line is one row, not 366); rev is the version's rev. The writer
 -- inserts a flush's trail rows before its by-day rows, and a later flush
--- tombstones every day the trails of its identities name, besides the raw
--- tables' current day: so a by-day row whose raw insert never happened (a
--- crash between the two) is still known after a restart, whatever order
--- the redelivered versions come in. Ordered by identity first for the
--- writer's point lookups; not partitioned, so one insert never spans many
--- partitions. Duplicates are harmless (the writer takes the union), so the
--- writer reads it without FINAL. A database projected before this
+-- tombstones every day the trails of its identities name (those at or above
+-- the raw current rev), besides the raw tables' current days: so a by-day
+-- row whose raw insert never happened (a crash between the two) is still
+-- known after a restart, whatever order the redelivered versions come in.
+-- Ordered by identity first for the writer's point lookups; not
+-- partitioned, so one insert never spans many partitions. Duplicates are
+-- harmless (the writer takes the union; of two versions with the same days
+-- the higher rev is kept), so the writer reads it without FINAL. A database projected before this
 -- migration starts with no trails; the raw tables' current day covers its
 -- by-day rows as before.
 CREATE TABLE IF NOT EXISTS by_day_trails
