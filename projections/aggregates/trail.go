@@ -41,7 +41,7 @@ func (w *Writer) lookupTrails(ctx context.Context, ids []identity) (map[trailKey
 	for _, chunk := range chunkIdentities(ids, maxLookupBytes) {
 		_, args := currentSQL(TableByDayTrails, chunk) // the same bound set
 		sql := `SELECT source, id, kind, from_day, to_day, rev
-FROM ` + TableByDayTrails + `
+FROM ` + TableByDayTrails + ` FINAL
 WHERE (source, id) IN ?`
 		err := chstore.QueryRows(ctx, w.conn, sql, args, func(scan func(...any) error) error {
 			var (

@@ -11,7 +11,8 @@
 -- Ordered by identity first for the writer's point lookups; not
 -- partitioned, so one insert never spans many partitions. Duplicates are
 -- harmless (the writer takes the union; of two versions with the same days
--- the higher rev is kept), so the writer reads it without FINAL. A database projected before this
+-- the higher rev is kept); the writer reads it with FINAL all the same, so
+-- its answer does not depend on how far merges went. A database projected before this
 -- migration starts with no trails; the raw tables' current day covers its
 -- by-day rows as before.
 CREATE TABLE IF NOT EXISTS by_day_trails
