@@ -335,70 +335,56 @@ func TestChunkIdentities(t *testing.T) {
 	assert.Empty(t, chunkIdentities(nil, 100))
 }
 
-// A flush that wrote its by-day rows and then failed its raw insert, in a
-// process that goes on: a later version of the same event, flushed before
-// the failed one is redelivered, must still remove the failed version's
-// by-day row (the raw tables do not know it; the writer remembers it).
-func TestLaterVersionAfterAFailedFlush(t *testing.T) {
+// A flush that wrote its by-day rows and then failed its raw insert, then a
+// restart (a new writer: nothing of the failed flush is in memory): a later
+// version of the same event, flushed before the failed one is redelivered,
+// must still remove the failed version's by-day rows, which the raw tables
+// do not know (the trail written before them does). The same for revenue
+// and its lines, whose accrual days move with the period.
+func TestLaterVersionAfterAFailedFlushAndARestart(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := testCtx(t)
-	f.add(t, mk(event.TypeUsage, "u1", "2026-03-01", use("a", "1", "1")))
+	f.add(t,
+		mk(event.TypeUsage, "u1", "2026-03-01", use("a", "1", "1")),
+		mk(event.TypeRevenue, "r1", "2026-03-01", pay(event.KindInvoicePaid, "10"), period("2026-03-01", "2026-03-03")))
 
-	row := func(e event.Event) []rawevents.Row {
-		r, err := rawevents.NewRow(e, time.Now(), -1, -1)
-		require.NoError(t, err)
-		return []rawevents.Row{r}
+	rows := func(es ...event.Event) []rawevents.Row {
+		var out []rawevents.Row
+		for _, e := range es {
+			r, err := rawevents.NewRow(e, time.Now(), -1, -1)
+			require.NoError(t, err)
+			out = append(out, r)
+		}
+		return out
 	}
-	v2 := row(mk(event.TypeUsage, "u1", "2026-03-02", use("a", "2", "2"), ver(2)))
-	v3 := row(mk(event.TypeUsage, "u1", "2026-03-03", use("a", "3", "3"), ver(3)))
-	failing, err := rawevents.NewBatcher(rawevents.BatcherConfig{Inserter: failInserter{}, Before: f.writer, FlushInterval: time.Millisecond})
+	v2 := rows(
+		mk(event.TypeUsage, "u1", "2026-03-02", use("a", "2", "2"), ver(2)),
+		mk(event.TypeRevenue, "r1", "2026-03-05", pay(event.KindInvoicePaid, "20"), period("2026-03-05", "2026-03-07"), ver(2)))
+	v3 := rows(
+		mk(event.TypeUsage, "u1", "2026-03-03", use("a", "3", "3"), ver(3)),
+		mk(event.TypeRevenue, "r1", "2026-03-09", pay(event.KindInvoicePaid, "30"), ver(3)))
+	before, err := NewWriter(WriterConfig{Conn: f.conn}) // the process that dies
 	require.NoError(t, err)
-	require.Error(t, failing.Add(ctx, v2)) // by-day under 03-02 written, raw not
+	failing, err := rawevents.NewBatcher(rawevents.BatcherConfig{Inserter: failInserter{}, Before: before, FlushInterval: time.Millisecond})
+	require.NoError(t, err)
+	require.Error(t, failing.Add(ctx, v2)) // by-day rows under 03-02 and 03-05..07 written, raw not
 	require.NoError(t, failing.Close())
-	require.NoError(t, f.batcher.Add(ctx, v3)) // the later version goes first
+	require.NoError(t, f.batcher.Add(ctx, v3)) // after the restart the later version goes first
 	require.NoError(t, f.batcher.Add(ctx, v2)) // then the redelivery
 	_, err = f.agg.RecomputePending(ctx)
 	require.NoError(t, err)
 
-	q := rawevents.DashboardQuery{Start: day("2026-03-01"), End: day("2026-03-03"), Currency: "USD"}
+	q := rawevents.DashboardQuery{Start: day("2026-03-01"), End: day("2026-03-09"), Currency: "USD"}
 	got, err := f.reader.Dashboard(ctx, q)
 	require.NoError(t, err)
 	want, err := f.raw.Dashboard(ctx, q)
 	require.NoError(t, err)
 	assert.Equal(t, want, got)
 	assert.Equal(t, "3", got.Summary.TotalUsageCost.String())
-}
 
-func TestTrailMemoryForgetsTheOldest(t *testing.T) {
-	m := newTrailMemory(2)
-	c := func(rev uint64, d string) current { return current{rev: rev, days: []rawevents.Date{day(d)}} }
-	a, b, x := identity{"test", "a"}, identity{"test", "b"}, identity{"test", "x"}
-	m.record(KindUsage, map[identity]current{a: c(2, "2026-03-01")})
-	m.record(KindUsage, map[identity]current{b: c(2, "2026-03-02")})
-	m.record(KindUsage, map[identity]current{a: c(4, "2026-03-03")}) // an update keeps its place
-	m.record(KindUsage, map[identity]current{x: c(2, "2026-03-04")}) // evicts a, the oldest
-	assert.NotContains(t, m.trails, memoryKey{KindUsage, a})
-	assert.Contains(t, m.trails, memoryKey{KindUsage, b})
-
-	// merge adds remembered days to the raw lookup, and identities the raw
-	// tables lack; kinds are apart.
-	rows := func(ids ...string) []*rawevents.Row {
-		var out []*rawevents.Row
-		for _, id := range ids {
-			r, err := rawevents.NewRow(mk(event.TypeUsage, id, "2026-03-09", use("a", "1", "1")), time.Now(), -1, -1)
-			require.NoError(t, err)
-			out = append(out, &r)
-		}
-		return out
-	}
-	cur := map[identity]current{b: c(6, "2026-03-05")}
-	m.merge(KindUsage, rows("b", "x"), cur)
-	assert.Equal(t, map[identity]current{
-		b: {rev: 6, days: []rawevents.Date{day("2026-03-05"), day("2026-03-02")}},
-		x: c(2, "2026-03-04"),
-	}, cur)
-	other := map[identity]current{}
-	m.merge(KindRevenue, rows("b"), other)
-	assert.Empty(t, other)
+	var cash, accrual decimal.Decimal
+	require.NoError(t, f.conn.QueryRow(ctx, `SELECT sum(cash), sum(accrual) FROM revenue_lines_by_day FINAL WHERE void = 0`).Scan(&cash, &accrual))
+	assert.Equal(t, "30", cash.String(), "cash: the last version only")
+	assert.Equal(t, "30", accrual.String(), "accrual: the last version only, none of v2's period")
 }

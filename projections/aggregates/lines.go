@@ -1,10 +1,8 @@
 package aggregates
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -112,7 +110,7 @@ func planLines(batch []*rawevents.Row, cur map[identity]current) []lineRow {
 		days := slices.Clone(c.days)
 		for _, d := range c.days {
 			if !mine[d] {
-				out = append(out, lineRow{byDayRow: byDayRow{day: d, rev: rev, void: true, row: r}})
+				out = append(out, lineRow{byDayRow: byDayRow{day: d, rev: rev, void: true, tomb: true, row: r}})
 			}
 		}
 		for d := range mine {
@@ -125,47 +123,24 @@ func planLines(batch []*rawevents.Row, cur map[identity]current) []lineRow {
 	return out
 }
 
-// writeLines writes the revenue lines of a batch's revenue rows and adds
-// their days to dirty. Called by WriteBefore after the other by-day rows,
-// before the dirty marks.
-func (w *Writer) writeLines(ctx context.Context, rows []rawevents.Row, dirty map[dirtyKey]struct{}) error {
-	var batch []*rawevents.Row
-	for i := range rows {
-		if rows[i].Event.Type == event.TypeRevenue {
-			batch = append(batch, &rows[i])
-		}
-	}
+// planLines plans the revenue lines of a batch's revenue rows against the
+// current versions in revenue_events and the trails of kind revenue_lines.
+func (w *Writer) planLines(ctx context.Context, batch []*rawevents.Row, trails map[trailKey][]current) ([]lineRow, error) {
 	if len(batch) == 0 {
-		return nil
+		return nil, nil
 	}
 	cur, err := w.lookupLines(ctx, batch)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	w.mu.Lock()
-	w.lines.merge(batch, cur)
-	out := planLines(batch, cur)
-	w.lines.record(cur)
-	w.mu.Unlock()
-	if err := insertLines(ctx, w.conn, out); err != nil {
-		return err
-	}
-	for _, r := range out {
-		dirty[dirtyKey{KindRevenueLines, r.day}] = struct{}{}
-	}
-	return nil
+	mergeTrails(KindRevenueLines, trails, cur)
+	return planLines(batch, cur), nil
 }
 
 // lookupLines reads the current version of the batch's identities from
 // revenue_events with what its days depend on (time, amount, period).
 func (w *Writer) lookupLines(ctx context.Context, batch []*rawevents.Row) (map[identity]current, error) {
-	seen := map[identity]struct{}{}
-	for _, r := range batch {
-		seen[identity{r.Event.Source, r.Event.ID}] = struct{}{}
-	}
-	ids := slices.SortedFunc(maps.Keys(seen), func(a, b identity) int {
-		return cmp.Or(cmp.Compare(a.source, b.source), cmp.Compare(a.id, b.id))
-	})
+	ids := identitiesOf(batch)
 	cur := make(map[identity]current, len(ids))
 	for _, chunk := range chunkIdentities(ids, maxLookupBytes) {
 		sql, args := currentLinesSQL(chunk)
@@ -323,78 +298,4 @@ func storedLinesSQL(days []rawevents.Date) (string, []any) {
 	return `SELECT day, customer_source, customer_external_id, currency, plan, cash, accrual, refunds, events, computed_at
 FROM daily_revenue_lines FINAL
 WHERE ` + cond, args
-}
-
-// spanMemory is trailMemory for revenue lines: a line covers up to
-// MaxAccrualDays days, so its trail is kept as runs of consecutive days
-// (a yearly line is one span, not 366 dates), bounded to the last n
-// identities. Not safe for concurrent use.
-type spanMemory struct {
-	max    int
-	trails map[identity]spanTrail
-	ring   []identity
-	next   int
-}
-
-type spanTrail struct {
-	rev   uint64
-	spans [][2]rawevents.Date // first and last day of each run
-}
-
-func newSpanMemory(n int) *spanMemory {
-	return &spanMemory{max: n, trails: map[identity]spanTrail{}}
-}
-
-// merge folds the remembered days of the batch's identities into cur.
-func (m *spanMemory) merge(batch []*rawevents.Row, cur map[identity]current) {
-	for _, r := range batch {
-		id := identity{r.Event.Source, r.Event.ID}
-		t, ok := m.trails[id]
-		if !ok {
-			continue
-		}
-		var days []rawevents.Date
-		for _, s := range t.spans {
-			for d := s[0]; !d.After(s[1]); d = d.AddDays(1) {
-				days = append(days, d)
-			}
-		}
-		cur[id] = union(cur[id], current{rev: t.rev, days: days})
-	}
-}
-
-// record remembers cur's entries as spans.
-func (m *spanMemory) record(cur map[identity]current) {
-	if m.max == 0 {
-		return
-	}
-	for id, c := range cur {
-		if _, ok := m.trails[id]; !ok {
-			if len(m.ring) < m.max {
-				m.ring = append(m.ring, id)
-			} else {
-				delete(m.trails, m.ring[m.next])
-				m.ring[m.next] = id
-				m.next = (m.next + 1) % len(m.ring)
-			}
-		}
-		m.trails[id] = spanTrail{rev: c.rev, spans: spansOf(c.days)}
-	}
-}
-
-// spansOf returns the runs of consecutive days of days (any order).
-func spansOf(days []rawevents.Date) [][2]rawevents.Date {
-	sorted := slices.Clone(days)
-	slices.SortFunc(sorted, func(a, b rawevents.Date) int { return a.Midnight().Compare(b.Midnight()) })
-	var out [][2]rawevents.Date
-	for _, d := range sorted {
-		if n := len(out); n > 0 && !d.After(out[n-1][1].AddDays(1)) {
-			if d.After(out[n-1][1]) {
-				out[n-1][1] = d
-			}
-			continue
-		}
-		out = append(out, [2]rawevents.Date{d, d})
-	}
-	return out
 }

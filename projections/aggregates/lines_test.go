@@ -188,15 +188,6 @@ func TestSpansOf(t *testing.T) {
 	d := func(s string) rawevents.Date { return day(s) }
 	assert.Equal(t, [][2]rawevents.Date{{d("2026-03-01"), d("2026-03-03")}, {d("2026-03-05"), d("2026-03-05")}},
 		spansOf([]rawevents.Date{d("2026-03-03"), d("2026-03-05"), d("2026-03-01"), d("2026-03-02"), d("2026-03-02")}))
-	m := newSpanMemory(1)
-	m.record(map[identity]current{{"s", "a"}: {rev: 4, days: []rawevents.Date{d("2026-03-01"), d("2026-03-02")}}})
-	cur := map[identity]current{{"s", "a"}: {rev: 2, days: []rawevents.Date{d("2026-03-09")}}}
-	row := &rawevents.Row{Event: event.Event{Source: "s", ID: "a"}}
-	m.merge([]*rawevents.Row{row}, cur)
-	assert.Equal(t, uint64(4), cur[identity{"s", "a"}].rev)
-	assert.ElementsMatch(t, []rawevents.Date{d("2026-03-09"), d("2026-03-01"), d("2026-03-02")}, cur[identity{"s", "a"}].days)
-	m.record(map[identity]current{{"s", "b"}: {rev: 2}}) // forgets a
-	assert.NotContains(t, m.trails, identity{"s", "a"})
 }
 
 // lineDays: the cash day and each accrual day, merged when they coincide;

@@ -12,11 +12,13 @@
 //     demand;
 //   - Reader answers the dashboard from the aggregates only.
 //
-// The write order per batch (lookup → by-day rows → dirty days → raw rows →
-// ack) is what makes redelivery harmless: a crash before the raw insert
-// repeats the same lookup and the same by-day writes (same keys, same revs);
-// a crash after it finds the new version current and rewrites only its own
-// by-day row, whose tombstone was written before.
+// The write order per batch (lookup → trails → by-day rows → dirty days →
+// raw rows → ack) is what makes redelivery harmless: a crash before the raw
+// insert repeats the same by-day writes (same keys, same revs), and the
+// trails (trail.go) written before them keep their days known whatever
+// order the redelivered versions come in; a crash after it finds the new
+// version current and rewrites only its own by-day row, whose tombstone was
+// written before.
 package aggregates
 
 import (
@@ -26,7 +28,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -65,10 +66,6 @@ var refundKinds = []string{event.KindRefund, event.KindCreditNote}
 type Writer struct {
 	conn driver.Conn
 	now  func() time.Time
-
-	mu     sync.Mutex
-	memory *trailMemory
-	lines  *spanMemory // lines.go: the revenue lines' trails, as day spans
 }
 
 var _ rawevents.PreWriter = (*Writer)(nil)
@@ -79,24 +76,14 @@ type WriterConfig struct {
 	Conn driver.Conn
 	// Now stamps dirty_days.changed_ns. Default time.Now.
 	Now func() time.Time
-	// Remember is how many event identities the writer remembers the by-day
-	// writes of (see current). Default 200000; negative: none.
-	Remember int
 }
-
-// DefaultRemember is WriterConfig.Remember's default.
-const DefaultRemember = 200_000
 
 // NewWriter returns a Writer.
 func NewWriter(cfg WriterConfig) (*Writer, error) {
 	if cfg.Conn == nil {
 		return nil, errors.New("aggregates writer: conn is required")
 	}
-	n := cfg.Remember
-	if n == 0 {
-		n = DefaultRemember
-	}
-	return &Writer{conn: cfg.Conn, now: orNow(cfg.Now), memory: newTrailMemory(max(n, 0)), lines: newSpanMemory(max(n, 0))}, nil
+	return &Writer{conn: cfg.Conn, now: orNow(cfg.Now)}, nil
 }
 
 // byDayRow is one row of usage_by_day or revenue_by_day.
@@ -104,75 +91,109 @@ type byDayRow struct {
 	day  rawevents.Date
 	rev  uint64
 	void bool
+	tomb bool           // a tombstone under a day the version left
 	row  *rawevents.Row // the event version whose values the row carries
 }
 
 // current is what the by-day table may hold of an identity: the highest rev
 // written under any day, and every day a version of it may be live under.
 //
-// The raw tables give the current version and its day. That is the whole
-// story after a crash, because redelivery then replays the failed flush
-// before anything after it. But a flush whose by-day rows were written and
-// whose raw insert failed, in a process that goes on, leaves a by-day row
-// the raw tables do not know, and a later version of the event (in flight
-// in the same partition) may be flushed before the failed one is
-// redelivered. So the writer also remembers, per identity, the revs and
-// days of the by-day writes it attempted, and a new version tombstones every
-// day it remembers, not only the raw current one. A tombstone under a day
-// where nothing of the identity is live is harmless.
+// The raw tables give the current version and its day. But a flush whose
+// by-day rows were written and whose raw insert failed leaves a by-day row
+// the raw tables do not know, and a later version of the event may be
+// flushed before the failed one is redelivered: by a process that goes on,
+// or after a restart, where the redelivered batches need not flush in their
+// first order. So each flush first records in by_day_trails the days and
+// rev of the by-day rows it is about to write, and a new version tombstones
+// every day the trails and the raw tables name. A tombstone under a day
+// where nothing of the identity is live is harmless, and so is a trail of a
+// write that never happened (its version is redelivered, being unacked).
 type current struct {
 	rev  uint64
 	days []rawevents.Date
 }
 
 // WriteBefore looks up the current versions of the batch's usage and revenue
-// identities in the raw tables, writes the by-day rows (new versions and
-// tombstones), then the dirty days. Customer events have no by-day copy.
+// identities in the raw tables and the trails, writes the trails of the
+// by-day rows it plans, then the by-day rows (new versions and tombstones),
+// then the dirty days. Customer events have no by-day copy.
 func (w *Writer) WriteBefore(ctx context.Context, rows []rawevents.Row) error {
+	usage, revenue := rowsOfType(rows, event.TypeUsage), rowsOfType(rows, event.TypeRevenue)
+	if len(usage)+len(revenue) == 0 {
+		return nil
+	}
+	trails, err := w.lookupTrails(ctx, identitiesOf(slices.Concat(usage, revenue)))
+	if err != nil {
+		return err
+	}
+	planned := func(kind Kind, raw string, batch []*rawevents.Row) ([]byDayRow, error) {
+		if len(batch) == 0 {
+			return nil, nil
+		}
+		cur, err := w.lookup(ctx, raw, batch)
+		if err != nil {
+			return nil, err
+		}
+		mergeTrails(kind, trails, cur)
+		return plan(batch, cur), nil
+	}
+	usageOut, err := planned(KindUsage, rawevents.TableUsage, usage)
+	if err != nil {
+		return err
+	}
+	revenueOut, err := planned(KindRevenue, rawevents.TableRevenue, revenue)
+	if err != nil {
+		return err
+	}
+	linesOut, err := w.planLines(ctx, revenue, trails)
+	if err != nil {
+		return err
+	}
+	self := func(r *byDayRow) *byDayRow { return r }
+	if err := w.insertTrails(ctx, slices.Concat(
+		trailsOf(KindUsage, usageOut, self),
+		trailsOf(KindRevenue, revenueOut, self),
+		trailsOf(KindRevenueLines, linesOut, func(r *lineRow) *byDayRow { return &r.byDayRow }),
+	)); err != nil {
+		return err
+	}
 	dirty := map[dirtyKey]struct{}{}
 	for _, k := range []struct {
-		kind          Kind
-		raw, byDay    string
-		insertByDay   func(context.Context, []byDayRow) error
-		typeOfRawRows string
+		kind   Kind
+		out    []byDayRow
+		insert func(context.Context, []byDayRow) error
 	}{
-		{KindUsage, rawevents.TableUsage, TableUsageByDay, w.insertUsage, event.TypeUsage},
-		{KindRevenue, rawevents.TableRevenue, TableRevenueByDay, w.insertRevenue, event.TypeRevenue},
+		{KindUsage, usageOut, w.insertUsage},
+		{KindRevenue, revenueOut, w.insertRevenue},
 	} {
-		var batch []*rawevents.Row
-		for i := range rows {
-			if rows[i].Event.Type == k.typeOfRawRows {
-				batch = append(batch, &rows[i])
-			}
-		}
-		if len(batch) == 0 {
+		if len(k.out) == 0 {
 			continue
 		}
-		cur, err := w.lookup(ctx, k.raw, batch)
-		if err != nil {
+		if err := k.insert(ctx, k.out); err != nil {
 			return err
 		}
-		w.mu.Lock() // flushes are serial; the lock only guards the memory
-		w.memory.merge(k.kind, batch, cur)
-		out := plan(batch, cur)
-		// Remembered before the insert: a failed insert may still have
-		// written rows, so what it attempted counts as possibly live.
-		w.memory.record(k.kind, cur)
-		w.mu.Unlock()
-		if len(out) == 0 {
-			continue
-		}
-		if err := k.insertByDay(ctx, out); err != nil {
-			return err
-		}
-		for _, r := range out {
+		for _, r := range k.out {
 			dirty[dirtyKey{k.kind, r.day}] = struct{}{}
 		}
 	}
-	if err := w.writeLines(ctx, rows, dirty); err != nil {
+	if err := insertLines(ctx, w.conn, linesOut); err != nil {
 		return err
 	}
+	for _, r := range linesOut {
+		dirty[dirtyKey{KindRevenueLines, r.day}] = struct{}{}
+	}
 	return w.markDirty(ctx, dirty)
+}
+
+// rowsOfType returns the rows of rows whose event is of type typ.
+func rowsOfType(rows []rawevents.Row, typ string) []*rawevents.Row {
+	var out []*rawevents.Row
+	for i := range rows {
+		if rows[i].Event.Type == typ {
+			out = append(out, &rows[i])
+		}
+	}
+	return out
 }
 
 // plan turns a batch's versions into by-day rows given what the by-day
@@ -197,7 +218,7 @@ func plan(batch []*rawevents.Row, cur map[identity]current) []byDayRow {
 		out = append(out, byDayRow{day: day, rev: rev, void: r.Event.Data.Void, row: r})
 		for _, d := range c.days {
 			if d != day {
-				out = append(out, byDayRow{day: d, rev: rev, void: true, row: r})
+				out = append(out, byDayRow{day: d, rev: rev, void: true, tomb: true, row: r})
 			}
 		}
 		days := c.days
@@ -209,75 +230,9 @@ func plan(batch []*rawevents.Row, cur map[identity]current) []byDayRow {
 	return out
 }
 
-// trailMemory remembers the last n identities' by-day writes (see current),
-// forgetting the oldest first. Not safe for concurrent use.
-type trailMemory struct {
-	max    int
-	trails map[memoryKey]current
-	ring   []memoryKey // insertion order; next is the oldest once full
-	next   int
-}
-
-type memoryKey struct {
-	kind Kind
-	id   identity
-}
-
-func newTrailMemory(n int) *trailMemory {
-	return &trailMemory{max: n, trails: map[memoryKey]current{}}
-}
-
-// merge folds the remembered writes of the batch's identities into cur (as
-// read from the raw tables, which may lack an identity whose only version
-// failed its raw insert).
-func (m *trailMemory) merge(kind Kind, batch []*rawevents.Row, cur map[identity]current) {
-	for _, r := range batch {
-		id := identity{r.Event.Source, r.Event.ID}
-		if t, ok := m.trails[memoryKey{kind, id}]; ok {
-			cur[id] = union(cur[id], t)
-		}
-	}
-}
-
-func union(a, b current) current {
-	days := slices.Clone(a.days)
-	for _, d := range b.days {
-		if !slices.Contains(days, d) {
-			days = append(days, d)
-		}
-	}
-	return current{rev: max(a.rev, b.rev), days: days}
-}
-
-// record remembers cur's entries.
-func (m *trailMemory) record(kind Kind, cur map[identity]current) {
-	if m.max == 0 {
-		return
-	}
-	for id, c := range cur {
-		k := memoryKey{kind, id}
-		if _, ok := m.trails[k]; !ok {
-			if len(m.ring) < m.max {
-				m.ring = append(m.ring, k)
-			} else {
-				delete(m.trails, m.ring[m.next])
-				m.ring[m.next] = k
-				m.next = (m.next + 1) % len(m.ring)
-			}
-		}
-		m.trails[k] = c
-	}
-}
-
 // lookup reads the current rev and day of the batch's identities.
 func (w *Writer) lookup(ctx context.Context, rawTable string, batch []*rawevents.Row) (map[identity]current, error) {
-	seen := map[identity]struct{}{}
-	for _, r := range batch {
-		seen[identity{r.Event.Source, r.Event.ID}] = struct{}{}
-	}
-	ids := slices.SortedFunc(maps.Keys(seen), func(a, b identity) int {
-		return cmp.Or(cmp.Compare(a.source, b.source), cmp.Compare(a.id, b.id))
-	})
+	ids := identitiesOf(batch)
 	cur := make(map[identity]current, len(ids))
 	for _, chunk := range chunkIdentities(ids, maxLookupBytes) {
 		if err := w.lookupChunk(ctx, rawTable, chunk, cur); err != nil {

@@ -58,6 +58,9 @@ var tableRoles = map[string]TableRole{
 	// 0008: revenue per day × customer × currency × plan, cash and accrual.
 	"revenue_lines_by_day": Projection,
 	"daily_revenue_lines":  Projection,
+	// 0009: the days each by-day write touched, derived from the events
+	// like the by-day rows they describe.
+	"by_day_trails": Projection,
 	// Migrate's record of applied migrations.
 	"schema_migrations": Kept,
 }

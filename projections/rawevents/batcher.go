@@ -74,7 +74,9 @@ var ErrClosed = errors.New("batcher closed")
 // ack a message (and let its offset be committed) only after ClickHouse
 // acknowledged its rows, and nack it on a failure so that it is redelivered.
 //
-// One flush runs at a time. A failed flush drops nothing: every waiter gets
+// One flush runs at a time, in the order the batches were detached (so the
+// versions of an event are stored in the order they came; the aggregates do
+// not depend on it, but it keeps out of order what need not be). A failed flush drops nothing: every waiter gets
 // the error and nothing is remembered as inserted, so the redelivered rows are
 // inserted again. A Batcher is safe for concurrent use.
 type Batcher struct {
@@ -96,8 +98,10 @@ type Batcher struct {
 	recent    *recentSet // identities stored by successful flushes
 	closed    bool
 
-	flushMu sync.Mutex     // one flush at a time
-	flushes sync.WaitGroup // detached batches not yet flushed
+	// lastDone is the done channel of the last batch detached: the next one
+	// flushes after it.
+	lastDone chan struct{}
+	flushes  sync.WaitGroup // detached batches not yet flushed
 }
 
 type batch struct {
@@ -107,6 +111,7 @@ type batch struct {
 	ctx   context.Context
 	rows  []Row
 	timer *time.Timer
+	after chan struct{} // the previous batch's done; nil for the first
 	done  chan struct{} // closed when flushed; err is then set
 	err   error
 }
@@ -247,13 +252,15 @@ func (b *Batcher) newBatch(ctx context.Context) *batch {
 func (b *Batcher) detachLocked(bt *batch) {
 	b.pending = nil
 	bt.timer.Stop()
+	bt.after, b.lastDone = b.lastDone, bt.done
 	b.flushes.Add(1)
 }
 
 func (b *Batcher) flush(bt *batch) {
 	defer b.flushes.Done()
-	b.flushMu.Lock()
-	defer b.flushMu.Unlock()
+	if bt.after != nil {
+		<-bt.after
+	}
 
 	ctx, cancel := context.WithTimeout(bt.ctx, b.timeout)
 	start := time.Now()

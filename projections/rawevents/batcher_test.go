@@ -117,6 +117,35 @@ func TestBatcherAddBlocksUntilFlushed(t *testing.T) {
 	assert.Equal(t, uint64(2), count(t, conn, TableUsage))
 }
 
+// TestBatcherFlushesInDetachOrder holds the first flush while seven more
+// batches are detached, one after the other, then checks they were inserted
+// in that order (a bare mutex hands the turn to whichever waiter wins).
+func TestBatcherFlushesInDetachOrder(t *testing.T) {
+	store, conn := newStore(t)
+	ctx := testCtx(t)
+	ins := &recordingInserter{Inserter: store, gate: make(chan struct{}), started: make(chan int, 8)}
+	// Batch size 1: each Add is a batch of its own, detached at once.
+	b := newBatcher(t, BatcherConfig{Inserter: ins, BatchSize: 1, FlushInterval: time.Hour})
+
+	rows := manyUsageRows(36, "order") // batches of 1, 2, ..., 8 rows
+	errs := make(chan error, 8)
+	for n, start := 1, 0; n <= 8; n, start = n+1, start+n {
+		go func() { errs <- b.Add(ctx, rows[start:start+n]) }()
+		require.Eventually(t, func() bool {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return len(b.unflushed) == start+n
+		}, 10*time.Second, time.Millisecond, "batch of %d detached", n)
+	}
+	assert.Equal(t, 1, <-ins.started, "the first flush has started")
+	close(ins.gate)
+	for range 8 {
+		require.NoError(t, <-errs)
+	}
+	assert.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8}, ins.batchSizes())
+	assert.Equal(t, uint64(36), count(t, conn, TableUsage))
+}
+
 // TestBatcherFailedFlushDropsNothing makes the real insert fail (the table is
 // renamed away), checks every waiter gets the error, then re-adds the same
 // rows as the router's retry would and checks they are all stored.
