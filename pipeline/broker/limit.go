@@ -38,13 +38,17 @@ type limiter struct {
 	cluster *kfake.Cluster
 	max     int64 // < 0: no limit
 	held    atomic.Int64
-	refused atomic.Bool // the last produce request was refused
+	// refused: a produce request was refused. It stays set: kfake frees
+	// nothing, and a writer sends one request per partition, so a smaller
+	// request accepted after a refused one must not make the broker look
+	// roomy again to the API explaining the refusal.
+	refused atomic.Bool
 	warned  atomic.Bool
 	log     *slog.Logger
 }
 
-// full returns a *FullError once the broker holds max records or refused
-// the last request (it would have passed max), else nil.
+// full returns a *FullError once the broker holds max records or has
+// refused a request (it would have passed max), else nil.
 func (l *limiter) full() error {
 	if held := l.held.Load(); l.max >= 0 && (held >= l.max || l.refused.Load()) {
 		return &FullError{Held: held, Max: l.max}
@@ -64,7 +68,6 @@ func (l *limiter) produce(req kmsg.Request) (kmsg.Response, error, bool) {
 	}
 	if l.max < 0 || l.held.Load()+n <= l.max {
 		l.held.Add(n)
-		l.refused.Store(false)
 		return nil, nil, false // kfake handles it as usual
 	}
 	l.refused.Store(true)
