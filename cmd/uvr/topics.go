@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -41,8 +42,32 @@ func topicList(ctx context.Context, cfg Config, brokers []string) ([]topics.Topi
 // prepareTopics runs before anything reads or writes Kafka: it creates the missing topics with
 // the configuration they need, then reads back the configuration of every topic and refuses
 // to go on if the broker would delete records uvr needs. It never changes an existing topic:
-// that is `uvr topics fix`, on an operator's word.
+// that is `uvr topics fix`, on an operator's word. A broker that is still starting (it
+// refuses or resets connections) is waited for, up to kafkaStartupWait, with a warning each
+// attempt: uvr and its broker are often started together.
 func prepareTopics(ctx context.Context, cfg Config, brokers []string, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, kafkaStartupWait)
+	defer cancel()
+	backoff := 100 * time.Millisecond
+	for {
+		err := prepareTopicsOnce(ctx, cfg, brokers, log)
+		if err == nil || !kafka.IsRetriable(err) || ctx.Err() != nil {
+			return err
+		}
+		log.Warn("kafka is not answering yet; retrying", "brokers", strings.Join(brokers, ","), "error", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// kafkaStartupWait bounds how long a starting uvr waits for its brokers to answer.
+const kafkaStartupWait = 2 * time.Minute
+
+func prepareTopicsOnce(ctx context.Context, cfg Config, brokers []string, log *slog.Logger) error {
 	list, err := topicList(ctx, cfg, brokers)
 	if err != nil {
 		return err

@@ -169,6 +169,10 @@ func retriableRecords(err error, records []kafkago.Message) ([]kafkago.Message, 
 
 // isRetriable is true for errors that go away by themselves: a topic that another client just
 // created and the writer's metadata does not list yet, leader elections, a restarting broker.
+// IsRetriable reports whether err is a broker or connection error that a later attempt can
+// get past: a broker starting, restarting or electing a leader.
+func IsRetriable(err error) bool { return isRetriable(err) }
+
 func isRetriable(err error) bool {
 	var kerr kafkago.Error
 	if errors.As(err, &kerr) {
