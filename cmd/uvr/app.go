@@ -70,6 +70,7 @@ type Main struct {
 	ch         driver.Conn
 	publisher  *kafka.Publisher
 	subscriber *kafka.Subscriber
+	inFlight   *kafka.Budget // shared by every consumer of this process
 	router     *message.Router
 	batcher    *rawevents.Batcher
 	aggregator *aggregates.Aggregator
@@ -120,6 +121,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.Registry = prometheus.NewRegistry()
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(buildInfo())
+	m.inFlight = kafka.NewBudget(cfg.ConsumerMaxInFlightBytes, m.Registry)
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
@@ -261,6 +263,7 @@ func (m *Main) openProjector(ctx context.Context, store *rawevents.ClickHouseSto
 		Brokers:       m.Brokers,
 		ConsumerGroup: cfg.ConsumerGroup,
 		MaxInFlight:   cfg.ConsumerMaxInFlight,
+		Budget:        m.inFlight,
 		Logger:        m.Logger,
 		Registerer:    m.Registry,
 	})
@@ -307,7 +310,7 @@ func (m *Main) openCustomers(ctx, runCtx context.Context) error {
 		return fmt.Errorf("customer directory: %w", err)
 	}
 	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{Brokers: m.Brokers, ConsumerGroup: group,
-		Logger: m.Logger, Registerer: m.Registry})
+		Budget: m.inFlight, Logger: m.Logger, Registerer: m.Registry})
 	if err != nil {
 		return fmt.Errorf("customer directory subscriber: %w", err)
 	}

@@ -29,6 +29,9 @@ type Config struct {
 	TopicPartitions     int
 	ConsumerGroup       string
 	ConsumerMaxInFlight int
+	// ConsumerMaxInFlightBytes bounds the memory of consumed messages held at once, across
+	// every consumer of the process (kafka.Budget).
+	ConsumerMaxInFlightBytes int64
 	// Replication of the topics uvr creates; 0 = auto (3 and 2 on a cluster of three
 	// brokers or more, else 1 and 1: pipeline/topics.Replication).
 	KafkaReplicationFactor int
@@ -119,21 +122,24 @@ func defaultConfig() Config {
 		TopicPartitions:     6,
 		ConsumerGroup:       "uvr-projector",
 		ConsumerMaxInFlight: 5000,
-		ClickHouseAddr:      "127.0.0.1:9000",
-		ClickHouseDatabase:  "uvr",
-		ClickHouseUser:      "default",
-		BatchSize:           5000,
-		FlushInterval:       250 * time.Millisecond,
-		MaxBatchEvents:      5000,
-		Currency:            "USD",
-		LogLevel:            "info",
-		LogFormat:           "text",
-		ConnectorPrefix:     "uvr",
-		EnableScheduler:     true,
-		AlertMinSeverity:    "warning",
-		VaultMount:          "secret",
-		VaultPrefix:         "uvr/services",
-		TokenTTL:            12 * time.Hour,
+		// 64 MiB: about 2,000 events in flight (kafka.InFlightOverhead), enough for insert
+		// batches of thousands, and the bound that keeps `uvr run` under 300 MB at any log size.
+		ConsumerMaxInFlightBytes: 64 << 20,
+		ClickHouseAddr:           "127.0.0.1:9000",
+		ClickHouseDatabase:       "uvr",
+		ClickHouseUser:           "default",
+		BatchSize:                5000,
+		FlushInterval:            250 * time.Millisecond,
+		MaxBatchEvents:           5000,
+		Currency:                 "USD",
+		LogLevel:                 "info",
+		LogFormat:                "text",
+		ConnectorPrefix:          "uvr",
+		EnableScheduler:          true,
+		AlertMinSeverity:         "warning",
+		VaultMount:               "secret",
+		VaultPrefix:              "uvr/services",
+		TokenTTL:                 12 * time.Hour,
 		// API hardening (api.Config, docs/operations.md "Hardening").
 		HTTPReadHeaderTimeout: 10 * time.Second,
 		HTTPReadTimeout:       time.Minute,
@@ -181,6 +187,8 @@ func (cfg *Config) bind(fs *pflag.FlagSet) {
 	withEnv("consumer-group", "UVR_CONSUMER_GROUP")
 	fs.IntVar(&cfg.ConsumerMaxInFlight, "consumer-max-in-flight", cfg.ConsumerMaxInFlight, "unacknowledged messages per partition the projector may hold in one batch")
 	withEnv("consumer-max-in-flight", "UVR_CONSUMER_MAX_IN_FLIGHT")
+	fs.Int64Var(&cfg.ConsumerMaxInFlightBytes, "consumer-max-in-flight-bytes", cfg.ConsumerMaxInFlightBytes, "estimated bytes of consumed messages the process may hold at once, across all its consumers (bounds its memory)")
+	withEnv("consumer-max-in-flight-bytes", "UVR_CONSUMER_MAX_IN_FLIGHT_BYTES")
 	fs.StringVar(&cfg.ClickHouseAddr, "clickhouse-addr", cfg.ClickHouseAddr, "ClickHouse native protocol address(es), comma separated")
 	withEnv("clickhouse-addr", "UVR_CLICKHOUSE_ADDR")
 	fs.StringVar(&cfg.ClickHouseDatabase, "clickhouse-database", cfg.ClickHouseDatabase, "ClickHouse database")
@@ -329,6 +337,9 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.ConsumerMaxInFlight < 1 {
 		errs = append(errs, errors.New("--consumer-max-in-flight must be at least 1"))
+	}
+	if cfg.ConsumerMaxInFlightBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("--consumer-max-in-flight-bytes must be at least 1048576 (1 MiB), got %d", cfg.ConsumerMaxInFlightBytes))
 	}
 	if len(cfg.Currency) != 3 || strings.ToUpper(cfg.Currency) != cfg.Currency {
 		errs = append(errs, fmt.Errorf("--currency must be an ISO 4217 code such as USD, got %q", cfg.Currency))

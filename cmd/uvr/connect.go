@@ -130,7 +130,7 @@ func (cfg Config) connectorTopics() connectorTopics {
 func (m *Main) openSyncWorker(ctx context.Context, t connectorTopics) error {
 	var err error
 	m.syncSubscriber, err = kafka.NewSubscriber(kafka.SubscriberConfig{
-		Brokers: m.Brokers, ConsumerGroup: t.group, MaxInFlight: 1,
+		Brokers: m.Brokers, ConsumerGroup: t.group, MaxInFlight: 1, Budget: m.inFlight,
 		// A sync is long and not cheap to repeat: commit as soon as it is done.
 		CommitInterval: kafka.CommitEveryAck,
 		Logger:         m.Logger, Registerer: m.Registry,
@@ -182,7 +182,7 @@ func (m *Main) addAirbyteDestination(t connectorTopics) error {
 		return fmt.Errorf("airbyte destination-kafka mapping: %w", err)
 	}
 	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{Brokers: m.Brokers, ConsumerGroup: t.group + "-airbyte",
-		MaxInFlight: 100, Logger: m.Logger, Registerer: m.Registry})
+		MaxInFlight: 100, Budget: m.inFlight, Logger: m.Logger, Registerer: m.Registry})
 	if err != nil {
 		return fmt.Errorf("airbyte destination-kafka subscriber: %w", err)
 	}

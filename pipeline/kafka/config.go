@@ -164,6 +164,11 @@ type SubscriberConfig struct {
 	// only up to the first un-acked message.
 	MaxInFlight int
 
+	// Budget, if non-nil, bounds the estimated bytes of the messages handed out and not yet
+	// released, shared with every other subscriber given the same Budget: the bound on the
+	// memory a consumer process holds, whatever MaxInFlight and the partition count say.
+	Budget *Budget
+
 	// CommitInterval batches offset commits; CommitEveryAck commits synchronously per ack.
 	// Acked offsets are also committed when a partition is revoked and on Close.
 	CommitInterval time.Duration

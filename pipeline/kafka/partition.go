@@ -57,10 +57,17 @@ func (sb *subscription) consumePartition(ctx context.Context, c *committer, part
 		w       window
 		pending *delivery // fetched, not taken from the output channel yet
 		resume  <-chan time.Time
+		charged int64 // w.bytes as charged to the shared budget
 	)
+	// chargeBudget brings the shared budget up to date with the window.
+	chargeBudget := func() {
+		cfg.Budget.add(w.bytes - charged)
+		charged = w.bytes
+	}
 	f := startFetcher(ctx, reader)
 
 	defer func() {
+		defer chargeBudget()
 		f.stop()
 		// Leaving the generation: commit what was acked, abandon everything else to the next
 		// owner (it resumes from the committed offset and redelivers).
@@ -97,9 +104,19 @@ func (sb *subscription) consumePartition(ctx context.Context, c *committer, part
 	}
 
 	for {
-		var fetched <-chan fetchResult
+		chargeBudget()
+		var (
+			fetched <-chan fetchResult
+			freed   <-chan struct{}
+		)
 		if f != nil && pending == nil && w.len() < cfg.MaxInFlight {
-			fetched = f.results
+			// A spent budget holds back partitions that have something in flight; an empty
+			// one may always take a message, so none starves.
+			if full, ch := cfg.Budget.full(); full && w.len() > 0 {
+				freed = ch
+			} else {
+				fetched = f.results
+			}
 		}
 		// Select evaluates every send operand, so the message is picked out before.
 		var out chan<- *message.Message
@@ -157,6 +174,9 @@ func (sb *subscription) consumePartition(ctx context.Context, c *committer, part
 		case <-resume:
 			resume = nil
 			f = startFetcher(ctx, reader)
+
+		case <-freed:
+			// Another partition released bytes: look at the budget again.
 		}
 	}
 }
@@ -167,7 +187,8 @@ func (sb *subscription) newDelivery(rec kafkago.Message) *delivery {
 	msg := sb.s.marshaler.Unmarshal(rec)
 	ctx, cancel := context.WithCancel(withRecordInfo(sb.ctx, rec))
 	msg.SetContext(ctx)
-	return &delivery{offset: rec.Offset, msg: msg, ctx: ctx, cancel: cancel}
+	return &delivery{offset: rec.Offset, msg: msg, ctx: ctx, cancel: cancel,
+		size: messageSize(rec.Key, rec.Value, len(rec.Headers))}
 }
 
 // watch reports the ack or nack of d to its partition loop. It gives up when d's context ends

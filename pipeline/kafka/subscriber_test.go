@@ -350,3 +350,73 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		t.Fatalf("goroutines: %d before, %d after:\n%s", baseline, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// A Budget shared by two subscribers bounds the bytes both hold: with room for three
+// messages, the first subscriber gets three and no more; the second still gets one (a
+// partition with nothing in flight is never starved) and no more; in the end every message
+// is delivered and the budget is back to zero.
+func TestInFlightBudgetIsShared(t *testing.T) {
+	forEachBroker(t, func(t *testing.T, brokers []string) {
+		ctx := testContext(t)
+		topic := ensureTopic(t, brokers, 1)
+		publishN(t, newPublisher(t, kafka.PublisherConfig{Brokers: brokers}), topic, 6, "k")
+
+		// Each message weighs a little more than the overhead: three fill the budget.
+		reg := prometheus.NewRegistry()
+		budget := kafka.NewBudget(3*kafka.InFlightOverhead+1, reg)
+		subscribe := func(group string) <-chan *message.Message {
+			sub := newSubscriber(t, kafka.SubscriberConfig{
+				Brokers: brokers, ConsumerGroup: group, MaxInFlight: 100, Budget: budget,
+				CommitInterval: kafka.CommitEveryAck, NackResendDelay: kafka.NoNackResendDelay,
+			})
+			msgs, err := sub.Subscribe(ctx, topic)
+			require.NoError(t, err)
+			return msgs
+		}
+
+		a := subscribe(groupName(t) + "-a")
+		var held []*message.Message
+		for range 3 {
+			held = append(held, receive(t, a))
+		}
+		requireNothing(t, a, quiet) // the budget is spent
+		assert.GreaterOrEqual(t, gaugeValue(t, reg, "uvr_kafka_in_flight_bytes"), float64(3*kafka.InFlightOverhead))
+
+		// The second subscriber shares the spent budget: its empty window takes one message,
+		// and no more while the first holds the rest.
+		b := subscribe(groupName(t) + "-b")
+		first := receive(t, b)
+		requireNothing(t, b, quiet)
+		// Its ack empties its window, so it takes one again; the budget is still spent by the
+		// first subscriber's three, which gets nothing.
+		first.Ack()
+		second := receive(t, b)
+		requireNothing(t, a, quiet)
+
+		// Acks free the rest: everything arrives, on both.
+		for _, m := range append(held, second) {
+			m.Ack()
+		}
+		for range 3 {
+			receive(t, a).Ack()
+		}
+		for range 4 {
+			receive(t, b).Ack()
+		}
+		require.Eventually(t, func() bool { return gaugeValue(t, reg, "uvr_kafka_in_flight_bytes") == 0 },
+			10*time.Second, 5*time.Millisecond, "every byte is released once everything is acked")
+	})
+}
+
+func gaugeValue(t *testing.T, g prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	families, err := g.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() == name {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}

@@ -14,6 +14,7 @@ type delivery struct {
 	msg    *message.Message
 	ctx    context.Context    // msg's context as handed out (handlers may replace msg's)
 	cancel context.CancelFunc // cancels ctx
+	size   int64              // estimated memory while held (messageSize)
 
 	acked   bool
 	dropped bool // rewound or revoked: its ack or nack no longer counts
@@ -27,11 +28,26 @@ type delivery struct {
 // reasons about the sequence of deliveries, never about offset+1.
 type window struct {
 	entries []*delivery
+	bytes   int64 // the sizes of entries
 }
 
 func (w *window) len() int { return len(w.entries) }
 
-func (w *window) push(d *delivery) { w.entries = append(w.entries, d) }
+func (w *window) push(d *delivery) {
+	w.entries = append(w.entries, d)
+	w.bytes += d.size
+}
+
+// cut takes the entries from i on out of the window and returns them.
+func (w *window) cut(i int) []*delivery {
+	out := append([]*delivery(nil), w.entries[i:]...)
+	for _, d := range out {
+		w.bytes -= d.size
+	}
+	clear(w.entries[i:])
+	w.entries = w.entries[:i]
+	return out
+}
 
 // ack records d's ack. When the acked prefix of the window grows it returns the offset to
 // commit (the offset after the last acked delivery of the prefix) and true.
@@ -54,9 +70,7 @@ func (w *window) nack(d *delivery) ([]*delivery, bool) {
 	if i == len(w.entries) || w.entries[i] != d {
 		return nil, false
 	}
-	dropped := append([]*delivery(nil), w.entries[i:]...)
-	clear(w.entries[i:])
-	w.entries = w.entries[:i]
+	dropped := w.cut(i)
 	for _, e := range dropped {
 		e.dropped = true
 	}
@@ -81,8 +95,7 @@ func (w *window) settle() (int64, bool) {
 
 // drain empties the window, marking every remaining delivery dropped.
 func (w *window) drain() []*delivery {
-	dropped := w.entries
-	w.entries = nil
+	dropped := w.cut(0)
 	for _, d := range dropped {
 		d.dropped = true
 	}
@@ -98,6 +111,9 @@ func (w *window) popAcked() (int64, bool) {
 		return 0, false
 	}
 	commit := w.entries[n-1].offset + 1
+	for _, d := range w.entries[:n] {
+		w.bytes -= d.size
+	}
 	clear(w.entries[:n])
 	w.entries = w.entries[n:]
 	return commit, true
