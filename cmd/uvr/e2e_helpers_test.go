@@ -305,23 +305,26 @@ func dateRange(end time.Time) (string, string) {
 	return end.AddDate(0, 0, -31).Format(time.DateOnly), end.Format(time.DateOnly)
 }
 
-// waitUntil polls cond every tick until it holds, or fails the test after
-// within with describe's account of what the last poll saw. (require.Eventually
-// formats its message before it polls, so it cannot show the last value.)
+// waitUntil polls cond until it holds, or fails the test after within with describe's
+// account of what the last poll saw. (require.Eventually formats its message before it polls,
+// so it cannot show the last value.) The first polls come every tick; the interval then grows
+// to at most a second, so a long wait does not load the services it waits for (a dashboard
+// poll every 100 ms costs ClickHouse more than the projector it is waiting for).
 func waitUntil(t testing.TB, within, tick time.Duration, cond func() bool, describe func() string) {
 	t.Helper()
 	deadline := time.NewTimer(within)
 	defer deadline.Stop()
-	ticker := time.NewTicker(tick)
-	defer ticker.Stop()
 	for !cond() {
+		next := time.NewTimer(tick)
 		select {
 		case <-deadline.C:
+			next.Stop()
 			if cond() {
 				return
 			}
 			t.Fatalf("%s (waited %s)", describe(), within)
-		case <-ticker.C:
+		case <-next.C:
 		}
+		tick = min(tick*3/2, max(tick, time.Second))
 	}
 }
