@@ -235,17 +235,31 @@ func appendOnce(bs []*batch, b *batch) []*batch {
 // unless it was flushed for its size before.
 func (b *Batcher) newBatch(ctx context.Context) *batch {
 	bt := &batch{ctx: context.WithoutCancel(ctx), done: make(chan struct{})}
-	bt.timer = time.AfterFunc(b.interval, func() {
-		b.mu.Lock()
-		if b.pending != bt {
-			b.mu.Unlock()
-			return
-		}
-		b.detachLocked(bt)
-		b.mu.Unlock()
-		b.flush(bt)
-	})
+	bt.timer = time.AfterFunc(b.interval, func() { b.flushWhenFree(bt) })
 	return bt
+}
+
+// flushWhenFree flushes bt once the flush before it is done, and lets bt go on
+// taking rows until then (group commit). A flush costs about the same for ten
+// rows as for thousands (a dozen ClickHouse statements), so when flushes take
+// longer than FlushInterval — a projector catching up — batches grow with the
+// backlog instead of queueing up small behind a slow one; at the steady state
+// nothing changes.
+func (b *Batcher) flushWhenFree(bt *batch) {
+	b.mu.Lock()
+	prev := b.lastDone
+	b.mu.Unlock()
+	if prev != nil {
+		<-prev // closed by the previous flush, whatever its outcome
+	}
+	b.mu.Lock()
+	if b.pending != bt { // flushed for its size (or by Close) meanwhile
+		b.mu.Unlock()
+		return
+	}
+	b.detachLocked(bt)
+	b.mu.Unlock()
+	b.flush(bt)
 }
 
 // detachLocked stops bt from accepting rows; the caller must then flush it.
