@@ -98,7 +98,9 @@ func TestPoisonedEventInsideABatch(t *testing.T) {
 	waitUntil(t, time.Minute, 100*time.Millisecond, func() bool {
 		again = listDeadLetters(t, m.URL())
 		return len(again) == 2
-	}, func() string { return fmt.Sprintf("the retried poison was not set aside again: %d entries", len(again)) })
+	}, func() string {
+		return fmt.Sprintf("the retried poison was not set aside again: %d entries", len(again))
+	})
 	assert.Equal(t, got.ID, again[0].ID)
 	require.Len(t, again[0].Retries, 1, "the first entry shows it was retried")
 	assert.Equal(t, "dl-poison", again[1].EventID)
@@ -152,4 +154,3 @@ func metricSum(t *testing.T, base, series string) float64 {
 	}
 	return 0
 }
-
