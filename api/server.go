@@ -88,6 +88,8 @@ type Config struct {
 	// Simulator serves POST /api/simulate (simulate.go); missing parts
 	// answer 503.
 	Simulator Simulator
+	// DeadLetters serves GET /api/deadletters (deadletters.go); nil answers 503.
+	DeadLetters DeadLetters
 	// Web is the dashboard (dashboards/web), served for every GET outside
 	// /api, /metrics and /health (web.go); nil serves none.
 	Web fs.FS
@@ -238,6 +240,7 @@ func New(cfg Config) (*Server, error) {
 	s.registerInsights(api)
 	s.registerRateCards(api)
 	s.registerSimulate(api)
+	s.registerDeadLetters(api)
 	if cfg.Gatherer != nil {
 		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{Registry: cfg.Registerer})))
 	}

@@ -372,6 +372,11 @@ func (m *Main) openAPI(ctx context.Context) error {
 		apiCfg.Airbyte = m.airbyte
 	}
 	apiCfg.Customers = m.customers
+	deadLetters, err := m.deadLetters()
+	if err != nil {
+		return err
+	}
+	apiCfg.DeadLetters = deadLetters
 	apiCfg.RevenueSettings = m.revenue
 	if m.rateCards != nil { // a nil *Store must not become a non-nil interface
 		apiCfg.RateCards = m.rateCards

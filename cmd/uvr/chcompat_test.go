@@ -452,11 +452,11 @@ func migratedDatabase(t *testing.T, ctx context.Context) (driver.Conn, string) {
 // max_partitions_per_insert_block (100) partitions; 18.16 has no such limit.
 // The by-day tables are PARTITION BY toYYYYMM(day), so a batch holding ten
 // years of daily history (120 months) is accepted by 18.16 and refused by a
-// current server; the same rows inserted a year at a time (12 months each)
-// pass on both. A writer must therefore never send one insert spanning more
-// than 100 months: it groups a batch's rows by month and sends at most 100
-// months per insert.
-func TestCurrentClickHouseRefusesInsertsOverMoreThan100Partitions(t *testing.T) {
+// current server. chstore.InsertColumns, which every writer uses, therefore
+// sends such a batch as the groups chstore.MonthGroups makes (at most 100
+// months each): the same groups, as inserts, pass on the current server and
+// every day lands once.
+func TestInsertsStayWithin100PartitionsOnCurrentClickHouse(t *testing.T) {
 	t.Parallel()
 	const days = 3653 // 2016-01-01 to 2025-12-31
 	insert := func(from, n int) string {
@@ -465,9 +465,18 @@ SELECT toDate('2016-01-01') + number, 'stripe', toString(number), toUInt64(2), t
 FROM numbers(%d) WHERE number >= %d`, from+n, from)
 	}
 	tenYears := insert(0, days)
-	var byYear []string
-	for from := 0; from < days; from += 365 {
-		byYear = append(byYear, insert(from, min(365, days-from)))
+	months := make([]int, days)
+	for i := range months {
+		d := time.Date(2016, 1, 1+i, 0, 0, 0, 0, time.UTC)
+		months[i] = d.Year()*100 + int(d.Month())
+	}
+	groups := chstore.MonthGroups(months, chstore.MaxPartitionsPerInsert)
+	require.Len(t, groups, 2, "120 months: 100, then 20")
+	var byGroup []string
+	for _, rows := range groups {
+		// A group is a run of consecutive days here (days are in order).
+		require.Equal(t, rows[0]+len(rows)-1, rows[len(rows)-1])
+		byGroup = append(byGroup, insert(rows[0], len(rows)))
 	}
 	ddl, err := chstore.Statements()
 	require.NoError(t, err)
@@ -481,16 +490,16 @@ FROM numbers(%d) WHERE number >= %d`, from+n, from)
 	require.EqualValues(t, 120, partitions)
 
 	current := runCurrent(t, map[string]any{"database": "uvr", "ddl": ddl, "tables": []tableParts{},
-		"queries": slices.Concat([]string{tenYears}, byYear, []string{"SELECT count(), uniqExact(toYYYYMM(day)) FROM usage_by_day"})})
+		"queries": slices.Concat([]string{tenYears}, byGroup, []string{"SELECT count(), uniqExact(toYYYYMM(day)) FROM usage_by_day"})})
 	for i, a := range current.DDL {
 		require.Empty(t, a.Error, ddl[i])
 	}
 	assert.Contains(t, current.Queries[0].Error, "Too many partitions for single INSERT block (more than 100)")
 	t.Logf("ClickHouse %s refuses ten years in one insert: %s", current.Version, current.Queries[0].Error)
-	for i, q := range byYear {
+	for i, q := range byGroup {
 		assert.Empty(t, current.Queries[1+i].Error, q)
 	}
-	assert.Equal(t, fmt.Sprintf("%d\t120\n", days), current.Queries[len(current.Queries)-1].TSV, "every day, once, from the inserts by year")
+	assert.Equal(t, fmt.Sprintf("%d\t120\n", days), current.Queries[len(current.Queries)-1].TSV, "every day, once, from the inserts InsertColumns sends")
 }
 
 // `uvr replay` swaps the rebuilt projection tables in with one RENAME TABLE

@@ -67,6 +67,7 @@ Every flag can also be set with the UVR_* environment variable named in its help
 		userCommand(&cfg, logger),
 		replayCommand(&cfg, logger),
 		topicsCommand(&cfg, logger),
+		deadLettersCommand(&cfg, logger),
 		versionCommand(),
 	)
 	return root

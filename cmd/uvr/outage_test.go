@@ -22,9 +22,9 @@ import (
 )
 
 // outageDuration is how long ClickHouse stays down while events arrive.
-const outageDuration = 30 * time.Second
+const outageDuration = 60 * time.Second
 
-// ClickHouse is stopped for 30 s while events keep arriving: every POST is
+// ClickHouse is stopped for 60 s while events keep arriving: every POST is
 // still accepted (Kafka has them), /api/health names ClickHouse as down, the
 // projector retries, and once ClickHouse is back the totals are exact.
 func TestClickHouseOutageLosesNothing(t *testing.T) {

@@ -99,25 +99,16 @@ func topicsCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command {
 		Use:   "topics",
 		Short: "Check or fix the retention and replication of uvr's Kafka topics",
 	}
-	// run calls fn with the brokers and uvr's topic list: the configured brokers or, without
-	// any, the embedded broker of --data-dir, started for the command (`uvr run` refuses to
-	// start on topics that forget, so the broker it embeds must be reachable without it).
+	// run calls fn with the brokers and uvr's topic list (`uvr run` refuses to start on topics
+	// that forget, so the broker it embeds must be reachable without it).
 	run := func(ctx context.Context, fn func(brokers []string, list []topics.Topic) error) error {
-		brokers := cfg.KafkaBrokers
-		if len(brokers) == 0 {
-			dir := filepath.Join(cfg.DataDir, "kafka")
-			b, err := broker.Start(ctx, broker.Config{DataDir: dir, Addr: cfg.EmbeddedKafkaAddr, Partitions: cfg.TopicPartitions, Logger: logger()})
+		return withBrokers(ctx, *cfg, logger, func(brokers []string) error {
+			list, err := topicList(ctx, *cfg, brokers)
 			if err != nil {
-				return fmt.Errorf("no --kafka-brokers: start the embedded broker of %s (stop a running `uvr run` first): %w", dir, err)
+				return err
 			}
-			defer b.Close()
-			brokers = b.Addrs()
-		}
-		list, err := topicList(ctx, *cfg, brokers)
-		if err != nil {
-			return err
-		}
-		return fn(brokers, list)
+			return fn(brokers, list)
+		})
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "check",
@@ -166,6 +157,21 @@ func topicsCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command {
 
 // printTopics writes one line per topic (its settings and OK, WARNING, PROBLEM or MISSING),
 // then one line per finding.
+// withBrokers calls fn with the configured brokers or, without any, the embedded broker of
+// --data-dir, started for the command.
+func withBrokers(ctx context.Context, cfg Config, logger func() *slog.Logger, fn func(brokers []string) error) error {
+	if len(cfg.KafkaBrokers) > 0 {
+		return fn(cfg.KafkaBrokers)
+	}
+	dir := filepath.Join(cfg.DataDir, "kafka")
+	b, err := broker.Start(ctx, broker.Config{DataDir: dir, Addr: cfg.EmbeddedKafkaAddr, Partitions: cfg.TopicPartitions, Logger: logger()})
+	if err != nil {
+		return fmt.Errorf("no --kafka-brokers: start the embedded broker of %s (stop a running `uvr run` first): %w", dir, err)
+	}
+	defer b.Close()
+	return fn(b.Addrs())
+}
+
 func printTopics(w io.Writer, statuses []topics.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOPIC\tKIND\tPARTITIONS\tRF\tSETTINGS\tSTATUS")

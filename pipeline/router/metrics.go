@@ -17,7 +17,7 @@ const (
 	kindPanic     = "panic"
 )
 
-// Labels are handler names (fixed in code) and error kinds: bounded.
+// Labels are handler names (fixed in code), error kinds and reason classes: bounded.
 type metrics struct {
 	poisoned      *prometheus.CounterVec
 	handlerErrors *prometheus.CounterVec
@@ -26,9 +26,9 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		poisoned: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "uvr_pipeline_poison_messages_total",
-			Help: "Messages parked on the poison topic after a permanent handler error.",
-		}, []string{"handler"}),
+			Name: "uvr_deadletters_total",
+			Help: "Messages set aside on the poison (dead-letter) topic after a permanent error, by projection (handler) and reason class.",
+		}, []string{"projection", "reason_class"}),
 		handlerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "uvr_pipeline_handler_errors_total",
 			Help: "Failed handler attempts (retries included), by kind: permanent, transient or panic.",

@@ -14,6 +14,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/uvrhq/uvr/pipeline/kafka"
 )
 
 // Defaults applied by New to zero-valued fields.
@@ -34,6 +36,13 @@ const (
 	TopicMetadata      = middleware.PoisonedTopicKey      // the topic the message came from
 	HandlerMetadata    = middleware.PoisonedHandlerKey    // the handler that failed
 	SubscriberMetadata = middleware.PoisonedSubscriberKey // the subscriber's name in the router
+	// Set by uvr (annotate): the error's class (ReasonClass), where the message was read
+	// (partition and offset in the original topic; the poison topic's consumer reads its own
+	// position under kafka.PartitionMetadata) and when it was set aside (RFC 3339, UTC).
+	ReasonClassMetadata = "reason_class_poisoned"
+	PartitionMetadata   = "partition_poisoned"
+	OffsetMetadata      = "offset_poisoned"
+	TimeMetadata        = "time_poisoned"
 )
 
 // Config configures New.
@@ -113,6 +122,8 @@ func (c Config) withDefaults() Config {
 //     retries: a permanent error arrives here at once (Retry does not retry it), a transient
 //     one after its retries, and is passed through to be nacked. Its own publish failure is
 //     returned too, so a message that cannot be parked is nacked and redelivered, not lost.
+//     Right inside it, annotate records on a permanent error its class, the message's
+//     position in its topic and the time, as metadata the dead letter carries.
 //  2. Retry with exponential backoff, skipping permanent errors (ShouldRetry): retrying cannot
 //     fix them and would only delay the partition behind them.
 //  3. Error metrics: inside Retry, so every failed attempt is counted, with its kind.
@@ -162,6 +173,7 @@ func New(cfg Config) (*message.Router, error) {
 
 	r.AddMiddleware(
 		poison,
+		annotate(time.Now),
 		retry.Middleware,
 		m.countErrors,
 		middleware.Recoverer,
@@ -182,11 +194,14 @@ func (p *poisonPublisher) Publish(topic string, msgs ...*message.Message) error 
 	}
 	for _, msg := range msgs {
 		handler := message.HandlerNameFromCtx(msg.Context())
-		p.poisoned.WithLabelValues(handler).Inc()
+		p.poisoned.WithLabelValues(handler, msg.Metadata.Get(ReasonClassMetadata)).Inc()
 		p.log.Error("message sent to the poison topic",
 			"message_uuid", msg.UUID,
 			"handler", handler,
+			"reason_class", msg.Metadata.Get(ReasonClassMetadata),
 			"topic", msg.Metadata.Get(TopicMetadata),
+			"partition", msg.Metadata.Get(PartitionMetadata),
+			"offset", msg.Metadata.Get(OffsetMetadata),
 			"poison_topic", topic,
 			"error", msg.Metadata.Get(ReasonMetadata))
 	}
@@ -194,3 +209,22 @@ func (p *poisonPublisher) Publish(topic string, msgs ...*message.Message) error 
 }
 
 func (p *poisonPublisher) Close() error { return nil } // the caller owns the publisher
+
+// annotate adds to a message that failed permanently what its dead letter must tell besides
+// Watermill's reason and topic: the reason's class, the message's partition and offset in
+// its topic (kafka.PartitionMetadata and kafka.OffsetMetadata as the subscriber set them)
+// and the time.
+func annotate(now func() time.Time) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			produced, err := h(msg)
+			if IsPermanent(err) {
+				msg.Metadata.Set(ReasonClassMetadata, ReasonClass(err))
+				msg.Metadata.Set(PartitionMetadata, msg.Metadata.Get(kafka.PartitionMetadata))
+				msg.Metadata.Set(OffsetMetadata, msg.Metadata.Get(kafka.OffsetMetadata))
+				msg.Metadata.Set(TimeMetadata, now().UTC().Format(time.RFC3339Nano))
+			}
+			return produced, err
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/uvrhq/uvr/pipeline/kafka"
 	"github.com/uvrhq/uvr/pipeline/router"
 )
 
@@ -78,6 +79,8 @@ func (h *harness) attempts() []string {
 func (h *harness) publish(t *testing.T, payload string) *message.Message {
 	msg := message.NewMessage(watermill.NewUUID(), []byte(payload))
 	msg.Metadata.Set("partition_key", "customer-7")
+	msg.Metadata.Set(kafka.PartitionMetadata, "4") // as the Kafka subscriber sets them
+	msg.Metadata.Set(kafka.OffsetMetadata, "1234")
 	require.NoError(t, h.pubsub.Publish(inTopic, msg))
 	return msg
 }
@@ -87,7 +90,7 @@ func (h *harness) handlerErrors(kind string) float64 {
 }
 
 func (h *harness) poisoned() float64 {
-	return counterValue(h.reg, "uvr_pipeline_poison_messages_total", map[string]string{"handler": handlerName})
+	return counterValue(h.reg, "uvr_deadletters_total", map[string]string{"projection": handlerName, "reason_class": router.ClassInvalid})
 }
 
 var fast = router.Config{RetryMax: 3, RetryInitial: time.Millisecond, RetryMaxInterval: 5 * time.Millisecond}
@@ -107,6 +110,12 @@ func TestPermanentErrorGoesToPoisonTopic(t *testing.T) {
 		assert.Contains(t, got.Metadata.Get(router.ReasonMetadata), `unknown event type "usage.v9"`)
 		assert.Equal(t, handlerName, got.Metadata.Get(router.HandlerMetadata))
 		assert.Equal(t, inTopic, got.Metadata.Get(router.TopicMetadata))
+		assert.Equal(t, router.ClassInvalid, got.Metadata.Get(router.ReasonClassMetadata))
+		assert.Equal(t, "4", got.Metadata.Get(router.PartitionMetadata), "the position it was read at")
+		assert.Equal(t, "1234", got.Metadata.Get(router.OffsetMetadata))
+		at, err := time.Parse(time.RFC3339Nano, got.Metadata.Get(router.TimeMetadata))
+		require.NoError(t, err)
+		assert.WithinDuration(t, time.Now(), at, time.Minute)
 		got.Ack()
 	case <-time.After(10 * time.Second):
 		t.Fatal("nothing on the poison topic")

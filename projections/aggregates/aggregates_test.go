@@ -388,3 +388,41 @@ func TestLaterVersionAfterAFailedFlushAndARestart(t *testing.T) {
 	assert.Equal(t, "30", cash.String(), "cash: the last version only")
 	assert.Equal(t, "30", accrual.String(), "accrual: the last version only, none of v2's period")
 }
+
+// Ten years of daily history in one batch through the projector's write
+// path (by-day copy, trails, dirty days, raw rows): 120 monthly partitions
+// per by-day table, more than a current ClickHouse takes in one insert
+// (chstore.MaxPartitionsPerInsert), so the writer's inserts are split by
+// month. Every row lands once, the totals are exact, and every day is
+// marked dirty for the aggregator (whose own inserts are split the same
+// way; its recompute of 3,653 days is left out to keep the test light).
+func TestTenYearsOfDailyHistoryInOneBatch(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	first := time.Date(2016, 1, 1, 0, 0, 0, 0, time.UTC)
+	const days = 3653 // to 2025-12-31
+	rows := make([]rawevents.Row, days)
+	for i := range rows {
+		ev := mk(event.TypeUsage, fmt.Sprintf("u%d", i), first.AddDate(0, 0, i).Format(time.DateOnly), use("api.calls", "1", "0.5"))
+		r, err := rawevents.NewRow(ev, time.Now(), -1, -1)
+		require.NoError(t, err)
+		rows[i] = r
+	}
+	require.NoError(t, f.batcher.Add(testCtx(t), rows), "one Add: one flush")
+	for _, q := range []string{
+		"SELECT count(), uniqExact(toYYYYMM(day)), toString(sum(cost)) FROM " + TableUsageByDay + " FINAL WHERE void = 0",
+		"SELECT count(), uniqExact(toYYYYMM(day)), toString(sum(cost)) FROM " + rawevents.TableUsage + " FINAL WHERE void = 0",
+		"SELECT count(), uniqExact(toYYYYMM(day)), '' FROM " + TableDirtyDays + " FINAL WHERE kind = 'usage' AND done = 0",
+	} {
+		var (
+			n, months uint64
+			sum       string
+		)
+		require.NoError(t, f.conn.QueryRow(testCtx(t), q).Scan(&n, &months, &sum), q)
+		assert.EqualValues(t, days, n, q)
+		assert.EqualValues(t, 120, months, q)
+		if sum != "" {
+			assert.Equal(t, "1826.500000000", sum, q)
+		}
+	}
+}

@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/uvrhq/uvr/pipeline/router"
+	"github.com/uvrhq/uvr/projections/chstore"
 )
 
 // Inserter writes rows to storage. InsertBatch must be safe to call again
@@ -44,7 +47,8 @@ type BatcherConfig struct {
 	// FlushInterval flushes a batch this long after its first row, full or
 	// not. Default 250ms.
 	FlushInterval time.Duration
-	// FlushTimeout bounds one InsertBatch. Default 30s.
+	// FlushTimeout bounds one write of a batch or, while rows no retry can
+	// store are isolated, of a part of it. Default 30s.
 	FlushTimeout time.Duration
 	// DedupeSize is how many recently inserted identities (source, id, rev)
 	// are remembered to drop redeliveries without inserting them again.
@@ -112,8 +116,11 @@ type batch struct {
 	rows  []Row
 	timer *time.Timer
 	after chan struct{} // the previous batch's done; nil for the first
-	done  chan struct{} // closed when flushed; err is then set
+	done  chan struct{} // closed when flushed; err and poisoned are then set
 	err   error
+	// poisoned holds the rows set aside (isolate) with their error; the
+	// others are stored when err is nil.
+	poisoned map[rowKey]error
 }
 
 // NewBatcher returns a Batcher; Close it to flush what is pending.
@@ -180,6 +187,7 @@ func (b *Batcher) Add(ctx context.Context, rows []Row) error {
 	}
 	var (
 		wait    []*batch
+		mine    = map[*batch][]rowKey{} // the rows of this call each batch stores
 		dropped int
 	)
 	for i := range rows {
@@ -187,6 +195,7 @@ func (b *Batcher) Add(ctx context.Context, rows []Row) error {
 		if other, ok := b.unflushed[k]; ok {
 			dropped++
 			wait = appendOnce(wait, other)
+			mine[other] = append(mine[other], k)
 			continue
 		}
 		if b.recent.contains(k) {
@@ -199,6 +208,7 @@ func (b *Batcher) Add(ctx context.Context, rows []Row) error {
 		b.pending.rows = append(b.pending.rows, rows[i])
 		b.unflushed[k] = b.pending
 		wait = appendOnce(wait, b.pending)
+		mine[b.pending] = append(mine[b.pending], k)
 	}
 	if p := b.pending; p != nil && len(p.rows) >= b.size {
 		b.detachLocked(p)
@@ -214,6 +224,11 @@ func (b *Batcher) Add(ctx context.Context, rows []Row) error {
 		case <-bt.done:
 			if bt.err != nil {
 				return bt.err
+			}
+			for _, k := range mine[bt] {
+				if err := bt.poisoned[k]; err != nil {
+					return router.PermanentClass(chstore.Classify(err), fmt.Errorf("event %s/%s rev %d set aside: %w", k.source, k.id, k.rev, err))
+				}
 			}
 		case <-ctx.Done():
 			return ctx.Err()
@@ -276,33 +291,24 @@ func (b *Batcher) flush(bt *batch) {
 		<-bt.after
 	}
 
-	ctx, cancel := context.WithTimeout(bt.ctx, b.timeout)
 	start := time.Now()
-	// The order is the aggregates' idempotency argument: the by-day copy
-	// (which looks up the current versions in the raw tables) first, then
-	// the raw rows, then the ack (Add returning).
-	var err error
-	if b.before != nil {
-		err = b.before.WriteBefore(ctx, bt.rows)
-	}
-	if err == nil {
-		err = b.ins.InsertBatch(ctx, bt.rows)
-	}
+	poisoned := map[rowKey]error{}
+	err := b.isolate(bt.ctx, bt.rows, poisoned)
 	elapsed := time.Since(start)
-	cancel()
 
 	b.metrics.batchRows.Observe(float64(len(bt.rows)))
 	b.metrics.flushSeconds.Observe(elapsed.Seconds())
 
 	// Only a successful flush makes rows "recently stored": after a failure
-	// the redelivered rows must be inserted again.
+	// the redelivered rows must be inserted again, and a row set aside is
+	// not stored (retrying its dead letter must insert it).
 	b.mu.Lock()
 	for i := range bt.rows {
 		k := bt.rows[i].key()
 		if b.unflushed[k] == bt {
 			delete(b.unflushed, k)
 		}
-		if err == nil {
+		if _, bad := poisoned[k]; err == nil && !bad {
 			b.recent.add(k)
 		}
 	}
@@ -313,12 +319,19 @@ func (b *Batcher) flush(bt *batch) {
 		b.log.Error("flush to clickhouse failed; its messages will be redelivered", "rows", len(bt.rows), "duration", elapsed, "error", err)
 		bt.err = fmt.Errorf("flush %d rows: %w", len(bt.rows), err)
 	} else {
+		bt.poisoned = poisoned
 		counts := map[string]int{}
 		for i := range bt.rows {
-			counts[bt.rows[i].Table()]++
+			if _, bad := poisoned[bt.rows[i].key()]; !bad {
+				counts[bt.rows[i].Table()]++
+			}
 		}
 		for table, n := range counts {
 			b.metrics.rowsInserted.WithLabelValues(table).Add(float64(n))
+		}
+		if len(poisoned) > 0 {
+			b.log.Warn("flushed to clickhouse but for rows no retry can store; their messages go to the dead-letter topic",
+				"rows", len(bt.rows), "set_aside", len(poisoned), "duration", elapsed)
 		}
 		b.metrics.lastFlush.SetToCurrentTime()
 		b.log.Debug("flushed to clickhouse", "rows", len(bt.rows), "duration", elapsed)
@@ -327,6 +340,57 @@ func (b *Batcher) flush(bt *batch) {
 		}
 	}
 	close(bt.done)
+}
+
+// write stores rows: the by-day copy (which looks up the current versions
+// in the raw tables) first, then the raw rows; the ack (Add returning)
+// comes after. This order is the aggregates' idempotency argument. Each
+// attempt has its own FlushTimeout.
+func (b *Batcher) write(ctx context.Context, rows []Row) error {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	if b.before != nil {
+		if err := b.before.WriteBefore(ctx, rows); err != nil {
+			return err
+		}
+	}
+	return b.ins.InsertBatch(ctx, rows)
+}
+
+// isolate writes rows; when that fails on a value a table cannot hold
+// (chstore.ClassValue), which no retry can fix, it halves the rows and
+// writes each half the same way, until every row that still fails alone is
+// found: those go into poisoned, with their error, and every other row is
+// written. Any other failure stops it and is returned, and the whole batch
+// is retried by redelivery: a transient one (ClickHouse down, a timeout)
+// passes with time, and a schema error (a missing column or table) fails
+// every row alike, since a columnar insert sends the same columns for all:
+// it names no event to set aside, and setting every one aside would empty
+// the stream into the dead-letter topic; it is retried, failing visibly
+// (uvr_projector_insert_errors_total), until the schema is fixed.
+//
+// Writing a half again is safe: both writers take the same rows again
+// (PreWriter, Inserter), and a half is written in full, by-day copy then
+// raw rows, before the next, so the aggregates' order holds for every row
+// stored. A row set aside may have left by_day_trails rows naming its days;
+// a trail of a version never stored is harmless (trail.go). Its by-day rows
+// are never written without its raw row: the by-day tables hold the same
+// values in the same column types as the raw ones and are written first, so
+// a value they cannot hold fails there.
+func (b *Batcher) isolate(ctx context.Context, rows []Row, poisoned map[rowKey]error) error {
+	err := b.write(ctx, rows)
+	if err == nil || chstore.Classify(err) != chstore.ClassValue {
+		return err
+	}
+	if len(rows) == 1 {
+		poisoned[rows[0].key()] = err
+		return nil
+	}
+	half := len(rows) / 2
+	if err := b.isolate(ctx, rows[:half], poisoned); err != nil {
+		return err
+	}
+	return b.isolate(ctx, rows[half:], poisoned)
 }
 
 // Close flushes the pending batch, waits for every flush in progress and

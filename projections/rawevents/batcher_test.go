@@ -11,6 +11,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/uvrhq/uvr/pipeline/router"
+	"github.com/uvrhq/uvr/projections/chstore"
 )
 
 // value reads a counter or gauge.
@@ -276,4 +279,74 @@ func TestNewBatcherValidates(t *testing.T) {
 	require.NoError(t, err)
 	_, err = NewMetrics(reg)
 	assert.ErrorContains(t, err, "register projector metrics", "a second registration is reported, not a panic")
+}
+
+// A row no retry can store (a cost beyond Decimal(18,9), as an old or
+// foreign producer could publish it) fails its flush; the flush halves the
+// batch until that row is alone: its Add gets a permanent error of class
+// "value" (its message goes to the dead-letter topic), every other Add
+// returns nil with its row stored, once.
+func TestBatcherIsolatesRowsNoRetryCanStore(t *testing.T) {
+	store, conn := newStore(t)
+	ctx := testCtx(t)
+	ins := &recordingInserter{Inserter: store}
+	b := newBatcher(t, BatcherConfig{Inserter: ins, BatchSize: 16, FlushInterval: time.Hour})
+
+	rows := manyUsageRows(16, "poison")
+	for _, i := range []int{5, 11} {
+		rows[i].Event.Data.Cost = dec("12345678901.5") // 11 digits before the point: Decimal(18,9) holds 9
+	}
+	sets := make([][]Row, len(rows))
+	for i := range rows {
+		sets[i] = rows[i : i+1]
+	}
+	errs := addAll(ctx, b, sets...)
+	for i, err := range errs {
+		if i == 5 || i == 11 {
+			require.Error(t, err, "row %d", i)
+			assert.True(t, router.IsPermanent(err), "row %d: %v", i, err)
+			assert.Equal(t, chstore.ClassValue, router.ReasonClass(err))
+			assert.Contains(t, err.Error(), "column cost")
+			continue
+		}
+		assert.NoError(t, err, "row %d", i)
+	}
+	assert.Equal(t, uint64(14), count(t, conn, TableUsage), "every other row stored")
+	// Halving: at most two rows fail at each of the log2(16) levels below the
+	// whole batch, and each failing part is split in two.
+	sizes := ins.batchSizes()
+	assert.Equal(t, 16, sizes[0])
+	assert.LessOrEqual(t, len(sizes), 1+2*2*4, "attempts: %v", sizes)
+	assert.Equal(t, 14.0, value(t, b.metrics.rowsInserted.WithLabelValues(TableUsage)))
+	assert.Equal(t, 0.0, value(t, b.metrics.insertErrors), "the flush succeeded for what it could store")
+
+	// A row set aside is not remembered as stored: once it can be stored
+	// (here: a retry with the value fixed), it is.
+	assert.False(t, b.recent.contains(rows[5].key()), "not remembered as stored")
+	assert.True(t, b.recent.contains(rows[6].key()))
+	fixed := rows[5]
+	fixed.Event.Data.Cost = dec("1.5")
+	one := newBatcher(t, BatcherConfig{Inserter: store, BatchSize: 1})
+	require.NoError(t, one.Add(ctx, []Row{fixed}))
+	assert.Equal(t, uint64(15), count(t, conn, TableUsage))
+}
+
+// A schema error fails every row of a columnar insert alike and names no
+// event: the batch fails as a whole, is not split, and nothing is set aside
+// (it is retried until the schema is fixed).
+func TestBatcherRetriesASchemaError(t *testing.T) {
+	store, conn := newStore(t)
+	ctx := testCtx(t)
+	require.NoError(t, conn.Exec(ctx, "ALTER TABLE "+TableUsage+" DROP COLUMN subject"))
+	ins := &recordingInserter{Inserter: store}
+	b := newBatcher(t, BatcherConfig{Inserter: ins, BatchSize: 4, FlushInterval: time.Hour})
+	rows := manyUsageRows(4, "schema")
+	errs := addAll(ctx, b, rows[0:1], rows[1:2], rows[2:3], rows[3:4])
+	for i, err := range errs {
+		require.Error(t, err, "row %d", i)
+		assert.False(t, router.IsPermanent(err), "row %d must be retried, not set aside: %v", i, err)
+		assert.Equal(t, chstore.ClassSchema, chstore.Classify(err), "ClickHouse's NO_SUCH_COLUMN_IN_TABLE: %v", err)
+	}
+	assert.Equal(t, []int{4}, ins.batchSizes(), "not split")
+	assert.Equal(t, 1.0, value(t, b.metrics.insertErrors))
 }

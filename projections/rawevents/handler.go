@@ -12,6 +12,7 @@ import (
 	"github.com/uvrhq/uvr/pipeline/event"
 	"github.com/uvrhq/uvr/pipeline/kafka"
 	"github.com/uvrhq/uvr/pipeline/router"
+	"github.com/uvrhq/uvr/projections/chstore"
 )
 
 // RowAdder stores rows. Add returns nil only once every row is durably
@@ -36,9 +37,10 @@ type HandlerConfig struct {
 // so the router acks (and the offset is committed) only after ClickHouse
 // acknowledged the insert.
 //
-// A message that can never be stored (not a valid event, or a time outside
-// what the columns hold) returns a router.Permanent error: the router sends it
-// to the poison topic instead of retrying. Any other error (ClickHouse down)
+// A message that can never be stored (not a valid event, or a value outside
+// what the columns hold, found here or by the Batcher when its insert fails)
+// returns a permanent error: the router sends it to the poison (dead-letter)
+// topic instead of retrying. Any other error (ClickHouse down)
 // is plain, so the message is retried and, failing that, nacked and
 // redelivered; it is never lost.
 func NewHandler(cfg HandlerConfig) (message.NoPublishHandlerFunc, error) {
@@ -56,7 +58,7 @@ func NewHandler(cfg HandlerConfig) (message.NoPublishHandlerFunc, error) {
 		}
 		row, err := NewRow(ev, now(), int32(metadataInt(msg, kafka.PartitionMetadata, 32)), metadataInt(msg, kafka.OffsetMetadata, 64))
 		if err != nil {
-			return router.Permanent(fmt.Errorf("message %s: %w", msg.UUID, err))
+			return router.PermanentClass(chstore.ClassValue, fmt.Errorf("message %s: %w", msg.UUID, err))
 		}
 		if err := cfg.Rows.Add(msg.Context(), []Row{row}); err != nil {
 			return fmt.Errorf("message %s: project event %s/%s: %w", msg.UUID, ev.Source, ev.ID, err)
