@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/uvrhq/uvr/connectors/source"
 	"github.com/uvrhq/uvr/pipeline/broker"
 	"github.com/uvrhq/uvr/projections/chstore"
 	"github.com/uvrhq/uvr/projections/insights"
@@ -63,18 +64,22 @@ type Config struct {
 	LogFormat string
 
 	// Connectors.
-	ConnectorPrefix   string // names the connector topics and consumer group
-	EnableScheduler   bool
-	VaultAddr         string
-	VaultToken        string
-	VaultRoleID       string
-	VaultSecretID     string
-	VaultMount        string
-	VaultPrefix       string
-	EncryptionKey     string
-	AirbyteURL        string
-	AirbyteToken      string
-	AirbyteWorkspaces []string
+	ConnectorPrefix string // names the connector topics and consumer group
+	EnableScheduler bool
+	VaultAddr       string
+	VaultToken      string
+	VaultRoleID     string
+	VaultSecretID   string
+	VaultMount      string
+	VaultPrefix     string
+	EncryptionKey   string
+	AirbyteURL      string
+	AirbyteToken    string
+	// ConnectorAllowPrivateHosts widens the egress policy of configured
+	// services (source.Egress): hosts, addresses or networks their base_url
+	// may reach although private, loopback or plain http.
+	ConnectorAllowPrivateHosts []string
+	AirbyteWorkspaces          []string
 	// Airbyte's destination-kafka topics to map into events (platform mode),
 	// with a vendor's mapper or a declarative mapping file.
 	AirbyteKafkaTopics  []string
@@ -225,6 +230,8 @@ func (cfg *Config) bind(fs *pflag.FlagSet) {
 	withEnv("vault-prefix", "UVR_VAULT_PREFIX")
 	fs.StringVar(&cfg.EncryptionKey, "encryption-key", "", "base64 AES-256 key of the local credential store (default: a generated key file, mode 0600)")
 	withEnv("encryption-key", "UVR_ENCRYPTION_KEY")
+	fs.StringSliceVar(&cfg.ConnectorAllowPrivateHosts, "connector-allow-private-hosts", nil, "hosts, addresses or networks (comma separated) a service's base_url may reach although loopback, private, link-local or plain http; default none: https to public addresses only")
+	withEnv("connector-allow-private-hosts", "UVR_CONNECTOR_ALLOW_PRIVATE_HOSTS")
 	fs.StringVar(&cfg.AirbyteURL, "airbyte-url", "", "Airbyte public API (https://api.airbyte.com/v1 or <host>/api/public/v1) for platform mode")
 	withEnv("airbyte-url", "UVR_AIRBYTE_URL")
 	fs.StringVar(&cfg.AirbyteToken, "airbyte-token", "", "Airbyte API bearer token")
@@ -345,6 +352,9 @@ func (cfg Config) Validate() error {
 	}
 	if len(cfg.AirbyteKafkaTopics) > 0 && (cfg.AirbyteKafkaSource == "") == (cfg.AirbyteKafkaMapping == "") {
 		errs = append(errs, errors.New("--airbyte-kafka-topics needs exactly one of --airbyte-kafka-source and --airbyte-kafka-mapping"))
+	}
+	if _, err := source.ParseEgress(cfg.ConnectorAllowPrivateHosts); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := insights.ParseSeverity(cfg.AlertMinSeverity); err != nil {
 		errs = append(errs, fmt.Errorf("--alert-min-severity: %w", err))

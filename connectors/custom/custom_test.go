@@ -308,15 +308,15 @@ func TestLinkToAnotherHostIsRefused(t *testing.T) {
 }
 
 func TestCredentials(t *testing.T) {
-	_, err := custom.FromCredentials(map[string]string{}, nil)
+	_, err := custom.FromCredentials(map[string]string{}, source.Env{})
 	assert.EqualError(t, err, "custom credentials: missing api_key, base_url, mapping (or mapping_file)")
-	_, err = custom.FromCredentials(map[string]string{"api_key": "k", "base_url": "http://127.0.0.1:1", "mapping": "version: 2"}, nil)
+	_, err = custom.FromCredentials(map[string]string{"api_key": "k", "base_url": "http://127.0.0.1:1", "mapping": "version: 2"}, sourcetest.Local(t))
 	assert.ErrorContains(t, err, "version: must be 1")
 	src, err := custom.FromCredentials(map[string]string{"api_key": "k", "base_url": "http://127.0.0.1:1", "mapping": usageMapping,
-		"account_id": "acct_1", "pagination": "page", "page_size": "50"}, nil)
+		"account_id": "acct_1", "pagination": "page", "page_size": "50"}, sourcetest.Local(t))
 	require.NoError(t, err)
 	assert.NotNil(t, src)
-	_, err = custom.FromCredentials(map[string]string{"api_key": "k", "base_url": "http://127.0.0.1:1", "mapping_file": "../mapping/examples/faker.yaml", "page_size": "x"}, nil)
+	_, err = custom.FromCredentials(map[string]string{"api_key": "k", "base_url": "http://127.0.0.1:1", "mapping_file": "../mapping/examples/faker.yaml", "page_size": "x"}, sourcetest.Local(t))
 	assert.ErrorContains(t, err, `page_size must be a positive integer, got "x"`)
 	_, err = custom.New(custom.Config{Kind: "custom-cost", BaseURL: "ftp://x", Pagination: "scroll"})
 	for _, want := range []string{`kind must be custom-usage or custom-revenue`, "base_url must be an absolute http(s) URL", "api_key is required", "a mapping is required", `pagination must be none, cursor, page, offset or link, got "scroll"`} {

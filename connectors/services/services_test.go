@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,12 +17,21 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/uvrhq/uvr/connectors/anthropic"
+	"github.com/uvrhq/uvr/connectors/braintree"
 	"github.com/uvrhq/uvr/connectors/catalog"
+	"github.com/uvrhq/uvr/connectors/chargebee"
 	"github.com/uvrhq/uvr/connectors/credentials"
 	"github.com/uvrhq/uvr/connectors/credentials/credentialstest"
+	"github.com/uvrhq/uvr/connectors/custom"
+	"github.com/uvrhq/uvr/connectors/datadog"
+	"github.com/uvrhq/uvr/connectors/openai"
+	"github.com/uvrhq/uvr/connectors/paddle"
+	"github.com/uvrhq/uvr/connectors/recurly"
 	"github.com/uvrhq/uvr/connectors/services"
 	"github.com/uvrhq/uvr/connectors/services/servicestest"
 	"github.com/uvrhq/uvr/connectors/source"
+	"github.com/uvrhq/uvr/connectors/stripe"
 	"github.com/uvrhq/uvr/deploy/servicetest"
 	"github.com/uvrhq/uvr/pipeline/kafka"
 )
@@ -390,4 +400,71 @@ func (s *cancelAfterPut) Put(ctx context.Context, id string, creds map[string]st
 		s.cancel()
 	}
 	return err
+}
+
+// A service's base_url is refused, when saved and when tested, unless it is
+// https to a public host or a host the operator allowed: every connector
+// that takes one, through the real constructors, names the field and why.
+func TestBaseURLEgressPolicy(t *testing.T) {
+	ctx := ctxT(t)
+	table := newTable(t, servicetest.KafkaBrokers(t), servicetest.Topic("test.services"))
+	store, err := credentials.NewLocal(credentials.LocalConfig{Dir: t.TempDir()}) // the sealed file store
+	require.NoError(t, err)
+	cat, err := catalog.Default(map[string]catalog.Factory{
+		"openai": catalog.FactoryOf(openai.FromCredentials), "anthropic": catalog.FactoryOf(anthropic.FromCredentials),
+		"datadog": catalog.FactoryOf(datadog.FromCredentials), "stripe": catalog.FactoryOf(stripe.FromCredentials),
+		"chargebee": catalog.FactoryOf(chargebee.FromCredentials), "paddle": catalog.FactoryOf(paddle.FromCredentials),
+		"recurly": catalog.FactoryOf(recurly.FromCredentials), "braintree": catalog.FactoryOf(braintree.FromCredentials),
+		"custom-usage": catalog.FactoryOf(custom.FromCredentials),
+	})
+	require.NoError(t, err)
+	allowed, err := source.ParseEgress([]string{"127.0.0.1"})
+	require.NoError(t, err)
+	strict, err := services.New(services.Config{Table: table, Credentials: store, Catalog: cat})
+	require.NoError(t, err)
+	local, err := services.New(services.Config{Table: table, Credentials: store, Catalog: cat, Egress: allowed})
+	require.NoError(t, err)
+
+	creds := map[string]map[string]string{
+		"openai": {"api_key": plantedSecret}, "anthropic": {"api_key": plantedSecret},
+		"datadog": {"api_key": plantedSecret, "app_key": "app-key-1"}, "stripe": {"api_key": plantedSecret},
+		"chargebee": {"api_key": plantedSecret, "site": "acme"}, "paddle": {"api_key": plantedSecret, "vendor_id": "1"},
+		"recurly":      {"api_key": plantedSecret, "subdomain": "acme"},
+		"braintree":    {"merchant_id": "m", "public_key": "pub-key-1", "private_key": plantedSecret},
+		"custom-usage": {"api_key": plantedSecret, "mapping": "version: 1\nsource: acme\nstreams:\n  custom-usage:\n    - type: usage\n      id: {path: id}\n      time: {path: t}\n      customer: {external_id: {path: c}}\n      feature: {path: f}\n      quantity: {path: q}\n"},
+	}
+	for typ, c := range creds {
+		for _, tc := range []struct{ url, reason string }{
+			{"http://127.0.0.1:12111", "loopback"},
+			{"https://169.254.169.254", "link-local"},
+			{"https://10.0.0.1", "private"},
+			{"https://[fd12::1]", "private"},
+			{"https://0.0.0.0", "unspecified"},
+			{"https://239.1.2.3", "multicast"},
+			{"http://billing.example.com", "plain http"},
+		} {
+			t.Run(typ+" "+tc.url, func(t *testing.T) {
+				withURL := maps.Clone(c)
+				withURL["base_url"] = tc.url
+				_, err := strict.Create(ctx, services.NewService{Type: typ, Name: typ + " " + tc.url, Credentials: withURL})
+				require.Error(t, err)
+				assert.Equal(t, services.KindInvalid, services.KindOf(err), "%v", err)
+				assert.Contains(t, err.Error(), "base_url")
+				assert.NotContains(t, err.Error(), plantedSecret)
+				if tc.reason != "plain http" {
+					assert.Contains(t, err.Error(), tc.reason)
+				}
+				err = strict.Test(ctx, typ, withURL)
+				require.Error(t, err)
+				assert.Equal(t, services.KindInvalid, services.KindOf(err), "%v", err)
+				assert.Contains(t, err.Error(), "base_url")
+			})
+		}
+		// The operator's opt-in lets the allowed host through (no call is made).
+		withURL := maps.Clone(c)
+		withURL["base_url"] = "http://127.0.0.1:1"
+		svc, err := local.Create(ctx, services.NewService{Type: typ, Name: typ + " local", Credentials: withURL})
+		require.NoError(t, err, typ)
+		require.NoError(t, local.Delete(ctx, svc.ID))
+	}
 }
