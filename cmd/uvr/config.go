@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -79,7 +80,10 @@ type Config struct {
 	// services (source.Egress): hosts, addresses or networks their base_url
 	// may reach although private, loopback or plain http.
 	ConnectorAllowPrivateHosts []string
-	AirbyteWorkspaces          []string
+	// MappingDir holds the mapping files a custom service's mapping_file
+	// may name; "" means DataDir/mappings.
+	MappingDir        string
+	AirbyteWorkspaces []string
 	// Airbyte's destination-kafka topics to map into events (platform mode),
 	// with a vendor's mapper or a declarative mapping file.
 	AirbyteKafkaTopics  []string
@@ -232,6 +236,8 @@ func (cfg *Config) bind(fs *pflag.FlagSet) {
 	withEnv("encryption-key", "UVR_ENCRYPTION_KEY")
 	fs.StringSliceVar(&cfg.ConnectorAllowPrivateHosts, "connector-allow-private-hosts", nil, "hosts, addresses or networks (comma separated) a service's base_url may reach although loopback, private, link-local or plain http; default none: https to public addresses only")
 	withEnv("connector-allow-private-hosts", "UVR_CONNECTOR_ALLOW_PRIVATE_HOSTS")
+	fs.StringVar(&cfg.MappingDir, "mapping-dir", "", "the only directory a custom service's mapping_file may name a file in (default <data-dir>/mappings)")
+	withEnv("mapping-dir", "UVR_MAPPING_DIR")
 	fs.StringVar(&cfg.AirbyteURL, "airbyte-url", "", "Airbyte public API (https://api.airbyte.com/v1 or <host>/api/public/v1) for platform mode")
 	withEnv("airbyte-url", "UVR_AIRBYTE_URL")
 	fs.StringVar(&cfg.AirbyteToken, "airbyte-token", "", "Airbyte API bearer token")
@@ -297,6 +303,14 @@ func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// mappingDir is MappingDir, or its default under the data directory.
+func (cfg Config) mappingDir() string {
+	if cfg.MappingDir != "" {
+		return cfg.MappingDir
+	}
+	return filepath.Join(cfg.DataDir, "mappings")
 }
 
 // clickhouse is the connection config of database on the configured server.

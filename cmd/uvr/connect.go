@@ -80,7 +80,7 @@ func (m *Main) openConnectors(ctx, runCtx context.Context) error {
 		return err
 	}
 	m.registry, err = services.New(services.Config{Table: m.servicesTable, Credentials: m.credentials, Catalog: cat,
-		Egress: egress, Logger: m.Logger})
+		Egress: egress, MappingDir: cfg.mappingDir(), Logger: m.Logger})
 	if err != nil {
 		return err
 	}

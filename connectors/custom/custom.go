@@ -186,7 +186,7 @@ func New(cfg Config) (*Source, error) {
 
 // FromCredentials builds a source from stored settings: api_key and
 // base_url (required), a mapping (mapping: inline YAML, or mapping_file: a
-// path; required), and optionally account_id, kind, auth_header, path,
+// file inside env.MappingDir; required), and optionally account_id, kind, auth_header, path,
 // records_path, stream, pagination, cursor_param, next_cursor_path,
 // has_more_path, page_param, offset_param, limit_param, page_size,
 // next_url_path, since_param.
@@ -208,7 +208,10 @@ func FromCredentials(creds map[string]string, env source.Env) (*Source, error) {
 	if creds["mapping"] != "" {
 		m, err = mapping.Parse([]byte(creds["mapping"]))
 	} else {
-		m, err = mapping.Load(creds["mapping_file"])
+		m, err = mapping.LoadIn(env.MappingDir, creds["mapping_file"])
+		if errors.Is(err, mapping.ErrOutsideDir) {
+			return nil, fmt.Errorf("custom credentials: mapping_file: %w", err)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("custom credentials: %w", err)

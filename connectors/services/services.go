@@ -87,6 +87,9 @@ type Config struct {
 	// base_url, every address dialled). The zero value: https to public
 	// hosts only; cmd/uvr widens it from UVR_CONNECTOR_ALLOW_PRIVATE_HOSTS.
 	Egress source.Egress
+	// MappingDir is the directory a custom service's mapping_file must name
+	// a file in; "" refuses mapping_file (inline mapping still works).
+	MappingDir string
 
 	DefaultSyncInterval time.Duration // default 1h
 	TestTimeout         time.Duration // bound of one Test call; default 30s
@@ -364,7 +367,7 @@ func (r *Registry) build(typ catalog.Type, creds map[string]string, log *slog.Lo
 	if typ.New == nil {
 		return nil, newError(KindInvalid, fmt.Sprintf("service type %s has no connector in this uvr", typ.Name), nil)
 	}
-	src, err := typ.New(creds, source.Env{Logger: log, Egress: r.cfg.Egress})
+	src, err := typ.New(creds, source.Env{Logger: log, Egress: r.cfg.Egress, MappingDir: r.cfg.MappingDir})
 	if err != nil {
 		return nil, newError(KindInvalid, "the "+typ.Name+" credentials are not usable: "+redact(err.Error(), creds), nil)
 	}

@@ -8,6 +8,8 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -466,5 +468,38 @@ func TestBaseURLEgressPolicy(t *testing.T) {
 		svc, err := local.Create(ctx, services.NewService{Type: typ, Name: typ + " local", Credentials: withURL})
 		require.NoError(t, err, typ)
 		require.NoError(t, local.Delete(ctx, svc.ID))
+	}
+}
+
+// A custom service's mapping_file names a file inside the configured
+// mapping directory, or the service is refused (400) naming the field.
+func TestMappingFileConfinedToMappingDir(t *testing.T) {
+	ctx := ctxT(t)
+	table := newTable(t, servicetest.KafkaBrokers(t), servicetest.Topic("test.services"))
+	store, err := credentials.NewLocal(credentials.LocalConfig{Dir: t.TempDir()})
+	require.NoError(t, err)
+	cat, err := catalog.Default(map[string]catalog.Factory{"custom-usage": catalog.FactoryOf(custom.FromCredentials)})
+	require.NoError(t, err)
+	egress, err := source.ParseEgress([]string{"127.0.0.1"})
+	require.NoError(t, err)
+	dir := t.TempDir()
+	reg, err := services.New(services.Config{Table: table, Credentials: store, Catalog: cat, Egress: egress, MappingDir: dir})
+	require.NoError(t, err)
+	mappingYAML := "version: 1\nsource: acme\nstreams:\n  custom-usage:\n    - type: usage\n      id: {path: id}\n      time: {path: t}\n      customer: {external_id: {path: c}}\n      feature: {path: f}\n      quantity: {path: q}\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "acme.yaml"), []byte(mappingYAML), 0o600))
+
+	creds := func(file string) map[string]string {
+		return map[string]string{"api_key": plantedSecret, "base_url": "http://127.0.0.1:1", "mapping_file": file}
+	}
+	svc, err := reg.Create(ctx, services.NewService{Type: "custom-usage", Name: "in dir", Credentials: creds("acme.yaml")})
+	require.NoError(t, err)
+	require.NoError(t, reg.Delete(ctx, svc.ID))
+	for _, file := range []string{"/etc/passwd", "../" + filepath.Base(dir) + "/acme.yaml", "../../etc/passwd"} {
+		_, err := reg.Create(ctx, services.NewService{Type: "custom-usage", Name: file, Credentials: creds(file)})
+		require.Error(t, err, file)
+		assert.Equal(t, services.KindInvalid, services.KindOf(err), "%v", err)
+		assert.Contains(t, err.Error(), "mapping_file: must name a file inside the mapping directory")
+		err = reg.Test(ctx, "custom-usage", creds(file))
+		assert.Equal(t, services.KindInvalid, services.KindOf(err), "%v", err)
 	}
 }

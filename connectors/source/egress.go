@@ -25,6 +25,9 @@ type Env struct {
 	// Egress bounds the addresses the connector may call. Its zero value is
 	// the safe default: https to public addresses only.
 	Egress Egress
+	// MappingDir is the only directory a mapping_file setting may name a
+	// file in (mapping.LoadIn); "" refuses every mapping_file.
+	MappingDir string
 }
 
 // Egress is the policy of the addresses a connector configured through the
