@@ -36,6 +36,11 @@ type Auth interface {
 	CreateAPIKey(ctx context.Context, name string, role access.Role, createdBy string) (access.APIKey, string, error)
 	ListAPIKeys(ctx context.Context) ([]access.APIKey, error)
 	RevokeAPIKey(ctx context.Context, id string) error
+	// ListUsers, UpdateUser and DeleteUser administer users (users.go); a
+	// change that would leave no active admin is a conflict.
+	ListUsers(ctx context.Context) ([]access.User, error)
+	UpdateUser(ctx context.Context, id string, change access.UserChange) (access.User, error)
+	DeleteUser(ctx context.Context, id string) error
 	// TokenTTL is the lifetime of the tokens Login issues (the session
 	// cookie's too).
 	TokenTTL() time.Duration
@@ -55,9 +60,9 @@ var publicRoutes = map[string]bool{
 // PublicRoute reports whether an /api route is served without credentials.
 func PublicRoute(path string) bool { return publicRoutes[path] }
 
-// adminReads are read routes only an admin may call: the list of API keys
-// (every other route that needs admin is a write).
-var adminReads = map[string]bool{"/api/auth/api-keys": true}
+// adminReads are read routes only an admin may call: the lists of API keys
+// and users (every other route that needs admin is a write).
+var adminReads = map[string]bool{"/api/auth/api-keys": true, "/api/users": true}
 
 // readPosts are POST routes that write nothing: the request body is a query
 // too large or too structured for a query string (a what-if scenario), so any
@@ -74,6 +79,7 @@ func (s *Server) registerAuth(api *gin.RouterGroup) {
 	api.POST("/auth/api-keys", s.createAPIKey)
 	api.GET("/auth/api-keys", s.listAPIKeys)
 	api.DELETE("/auth/api-keys/:id", s.revokeAPIKey)
+	s.registerUsers(api)
 }
 
 // corsMiddleware answers preflights and sets the CORS headers for the allowed

@@ -422,15 +422,7 @@ func (s *Store) putUser(ctx context.Context, rec userRecord) error {
 }
 
 func (s *Store) findByEmail(email string) (userRecord, bool) {
-	for key, raw := range s.cfg.Table.All() {
-		if !strings.HasPrefix(key, userKeyPrefix) {
-			continue
-		}
-		var rec userRecord
-		if err := json.Unmarshal(raw, &rec); err != nil {
-			s.log.Warn("unreadable user record skipped", "key", key, "error", err)
-			continue
-		}
+	for _, rec := range s.userRecords() {
 		if rec.Email == email {
 			return rec, true
 		}
@@ -579,8 +571,28 @@ func (s *Store) authenticateKey(key string) (Principal, error) {
 		s.metrics.attempt(methodAPIKey, resultBadCredentials)
 		return Principal{}, unauthorized("invalid API key")
 	}
+	role := rec.Role
+	if rec.CreatedBy != "" {
+		// A key answers for the person who made it, who saw it once and may
+		// have kept it: while that user is deactivated the key stops
+		// working (and works again on reactivation), a deleted user's keys
+		// are revoked with it (DeleteUser), and a key never holds more than
+		// its creator now does (an admin's key of a user demoted to viewer
+		// reads only). Rotating machine keys when people leave is the price;
+		// a key made by uvr itself (no creator) is not tied to anyone. The
+		// creator's record precedes the key's on the one partition, so a
+		// visible key has a visible creator unless the creator is gone.
+		creator, found := s.userByID(rec.CreatedBy)
+		if !found || !creator.Active {
+			s.metrics.attempt(methodAPIKey, resultInactive)
+			return Principal{}, unauthorized("the user who created this API key is deactivated or deleted")
+		}
+		if role.CanWrite() && !creator.Role.CanWrite() {
+			role = creator.Role
+		}
+	}
 	s.metrics.attempt(methodAPIKey, resultOK)
-	return Principal{APIKeyID: rec.ID, Role: rec.Role}, nil
+	return Principal{APIKeyID: rec.ID, Role: role}, nil
 }
 
 // User returns a user by id.
@@ -594,26 +606,6 @@ func (s *Store) User(ctx context.Context, id string) (User, error) {
 			return User{}, &Error{Kind: KindNotFound, Message: "no such user"}
 		}
 	}
-	return rec.user(), nil
-}
-
-// SetActive activates or deactivates a user; a deactivated user's tokens stop
-// working on this instance before SetActive returns.
-func (s *Store) SetActive(ctx context.Context, id string, active bool) (User, error) {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if err := s.cfg.Table.Sync(ctx); err != nil {
-		return User{}, unavailable(err)
-	}
-	rec, ok := s.userByID(id)
-	if !ok {
-		return User{}, &Error{Kind: KindNotFound, Message: "no such user"}
-	}
-	rec.Active = active
-	if err := s.putUser(ctx, rec); err != nil {
-		return User{}, err
-	}
-	s.log.Info("user activation changed", "user_id", id, "active", active)
 	return rec.user(), nil
 }
 
@@ -674,17 +666,10 @@ type storedKey struct {
 }
 
 func (s *Store) keyRecords() []storedKey {
-	var out []storedKey
-	for key, raw := range s.cfg.Table.All() {
-		if !strings.HasPrefix(key, apiKeyKeyPrefix) {
-			continue
-		}
-		var rec keyRecord
-		if err := json.Unmarshal(raw, &rec); err != nil {
-			s.log.Warn("unreadable API key record skipped", "error", err)
-			continue
-		}
-		out = append(out, storedKey{tableKey: key, rec: rec})
+	keys, recs := records[keyRecord](s, apiKeyKeyPrefix, "API key")
+	out := make([]storedKey, len(recs))
+	for i := range recs {
+		out[i] = storedKey{tableKey: keys[i], rec: recs[i]}
 	}
 	return out
 }

@@ -163,7 +163,9 @@ func TestTokenExpires(t *testing.T) {
 func TestAPIKeys(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, access.Config{Table: table(t, servicetest.Topic("test.access.users"))})
-	k, key, err := s.CreateAPIKey(ctx, "loader", access.RoleAdmin, "usr_x")
+	creator, err := s.Register(ctx, access.NewUser{Email: "ann@example.com", Password: "long enough", Role: access.RoleAdmin})
+	require.NoError(t, err)
+	k, key, err := s.CreateAPIKey(ctx, "loader", access.RoleAdmin, creator.ID)
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(key, "uvr_"))
 	assert.GreaterOrEqual(t, len(key), 4+43, "256 random bits")
