@@ -1,13 +1,20 @@
 package api_test
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/uvrhq/uvr/api"
+	"github.com/uvrhq/uvr/deploy/servicetest"
 )
 
 // An admin changes roles, deactivates, reactivates and deletes users on the
@@ -131,4 +138,55 @@ func TestUserAdministration(t *testing.T) {
 		assert.NotContains(t, logs.String(), secret)
 	}
 	assert.NotContains(t, bodies.String(), "password_hash")
+}
+
+// Concurrent first registrations on an empty uvr, through two API instances
+// sharing the users topic: exactly one becomes the admin (201), every other
+// is refused with a 4xx that says why, and no second user exists.
+func TestFirstAdminRegistrationIsAtomic(t *testing.T) {
+	topic := servicetest.Topic("test.api.users")
+	var handlers []http.Handler
+	for range 2 {
+		server, err := api.New(api.Config{EventsTopic: "events", Publisher: noPublisher{}, Auth: authStoreOn(t, topic), Logger: slog.New(slog.DiscardHandler)})
+		require.NoError(t, err)
+		handlers = append(handlers, server.Handler())
+	}
+	const requests = 8
+	type answer struct {
+		status int
+		body   string
+	}
+	answers := make(chan answer, requests)
+	start := make(chan struct{})
+	for i := range requests {
+		go func() {
+			<-start
+			req := httptest.NewRequest("POST", "/api/auth/register",
+				strings.NewReader(fmt.Sprintf(`{"email":"first%d@example.com","password":"long enough"}`, i)))
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			handlers[i%2].ServeHTTP(rec, req)
+			answers <- answer{rec.Code, rec.Body.String()}
+		}()
+	}
+	close(start)
+	created := 0
+	for range requests {
+		a := <-answers
+		switch a.status {
+		case http.StatusCreated:
+			created++
+			assert.Contains(t, a.body, `"role":"admin"`)
+		case http.StatusConflict:
+			assert.Contains(t, a.body, "the first admin has already been registered")
+		case http.StatusUnauthorized: // arrived once the admin existed: registering needs an admin
+			assert.Contains(t, a.body, "not authenticated")
+		default:
+			t.Errorf("unexpected answer %d %s", a.status, a.body)
+		}
+	}
+	assert.Equal(t, 1, created, "exactly one first admin")
+	users, err := authStoreOn(t, topic).ListUsers(context.Background())
+	require.NoError(t, err)
+	assert.Len(t, users, 1)
 }

@@ -47,9 +47,10 @@ const (
 
 // Keys in the table.
 const (
-	userKeyPrefix   = "user/"   // + user id → userRecord
-	apiKeyKeyPrefix = "apikey/" // + hex SHA-256 of the key → keyRecord
-	secretKeyPrefix = "secret/" // + candidate id → raw secret (see Open)
+	userKeyPrefix   = "user/"              // + user id → userRecord
+	apiKeyKeyPrefix = "apikey/"            // + hex SHA-256 of the key → keyRecord
+	secretKeyPrefix = "secret/"            // + candidate id → raw secret (see Open)
+	claimKeyPrefix  = "claim/first-admin/" // + random id → RFC 3339 time (see RegisterFirst)
 )
 
 // Role of a user or API key.
@@ -316,12 +317,7 @@ func (s *Store) HasUsers(ctx context.Context) (bool, error) {
 	if err := s.cfg.Table.Sync(ctx); err != nil {
 		return false, unavailable(err)
 	}
-	for key := range s.cfg.Table.All() {
-		if strings.HasPrefix(key, userKeyPrefix) {
-			return true, nil
-		}
-	}
-	return false, nil
+	return s.anyUser(), nil
 }
 
 // Register creates a user. The email must be new (KindConflict otherwise).
@@ -331,24 +327,28 @@ func (s *Store) Register(ctx context.Context, nu NewUser) (User, error) {
 	return s.register(ctx, nu)
 }
 
-func (s *Store) register(ctx context.Context, nu NewUser) (User, error) {
-	email, err := normalizeEmail(nu.Email)
-	var errs []error
-	if err != nil {
-		errs = append(errs, err)
+// validateNew checks nu and returns the first problem.
+func (s *Store) validateNew(nu NewUser) error {
+	if _, err := normalizeEmail(nu.Email); err != nil {
+		return err
 	}
 	if err := checkPassword(nu.Password); err != nil {
-		errs = append(errs, err)
+		return err
 	}
 	if !nu.Role.Valid() {
-		errs = append(errs, invalid("role", "role must be admin, analyst or viewer"))
+		return invalid("role", "role must be admin, analyst or viewer")
 	}
 	if len(nu.FullName) > 200 {
-		errs = append(errs, invalid("full_name", "full_name must be at most 200 characters"))
+		return invalid("full_name", "full_name must be at most 200 characters")
 	}
-	if len(errs) > 0 {
-		return User{}, errs[0]
+	return nil
+}
+
+func (s *Store) register(ctx context.Context, nu NewUser) (User, error) {
+	if err := s.validateNew(nu); err != nil {
+		return User{}, err
 	}
+	email, _ := normalizeEmail(nu.Email) // checked by validateNew
 	if err := s.cfg.Table.Sync(ctx); err != nil {
 		return User{}, unavailable(err)
 	}
@@ -370,24 +370,86 @@ func (s *Store) register(ctx context.Context, nu NewUser) (User, error) {
 	return rec.user(), nil
 }
 
-// RegisterFirst registers nu as an admin only while no user exists
-// (KindUnauthorized otherwise): the open bootstrap of POST /api/auth/register.
-// Two first registrations on this instance cannot both succeed; on two
-// instances at the very same moment they can (the table has no
-// compare-and-set), which leaves two admins, not an open API.
+// RegisterFirst registers nu as an admin only while no user exists: the
+// open bootstrap of POST /api/auth/register. Of concurrent first
+// registrations, on this instance or on several sharing the topic, exactly
+// one succeeds; the others are KindConflict.
+//
+// The topic is the arbiter (it has one partition, so its offsets order every
+// write): each attempt writes a claim, reads the topic to its end, and wins
+// only if no user exists yet and its claim is the earliest recent one. A
+// later claim reads every earlier one (written before it, so read by its
+// Sync), and the winner removes its claim only after writing the user, so a
+// loser sees either the earlier claim or the user. A claim older than
+// claimTTL is ignored, so a winner that died before writing its user does
+// not block the bootstrap for ever.
 func (s *Store) RegisterFirst(ctx context.Context, nu NewUser) (User, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	taken := &Error{Kind: KindConflict, Message: "the first admin has already been registered: log in as an admin to register users"}
 	if err := s.cfg.Table.Sync(ctx); err != nil {
 		return User{}, unavailable(err)
 	}
-	for key := range s.cfg.Table.All() {
-		if strings.HasPrefix(key, userKeyPrefix) {
-			return User{}, unauthorized("not authenticated: only an admin may register users")
-		}
+	if s.anyUser() {
+		return User{}, taken
 	}
 	nu.Role = RoleAdmin
+	if err := s.validateNew(nu); err != nil { // before claiming: a bad request must not block a good one
+		return User{}, err
+	}
+	claim := claimKeyPrefix + randomString(12)
+	stamp, _ := s.cfg.Now().UTC().MarshalText()
+	if err := s.cfg.Table.Put(ctx, claim, stamp); err != nil {
+		return User{}, unavailable(fmt.Errorf("claim the first admin: %w", err))
+	}
+	defer func() {
+		// Removed whatever the outcome: the winner's once its user exists.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := s.cfg.Table.Delete(dctx, claim); err != nil {
+			s.log.Warn("a first-admin claim is left on the users topic (it expires)", "error", err)
+		}
+	}()
+	if err := s.cfg.Table.Sync(ctx); err != nil {
+		return User{}, unavailable(err)
+	}
+	if s.anyUser() || s.earliestClaim() != claim {
+		return User{}, taken
+	}
 	return s.register(ctx, nu)
+}
+
+// claimTTL bounds how long a first-admin claim counts (see RegisterFirst).
+const claimTTL = time.Minute
+
+// earliestClaim is the key of the first-admin claim written first among
+// those younger than claimTTL.
+func (s *Store) earliestClaim() string {
+	var best string
+	var bestOff int64
+	for key, value := range s.cfg.Table.All() {
+		if !strings.HasPrefix(key, claimKeyPrefix) {
+			continue
+		}
+		var at time.Time
+		if err := at.UnmarshalText(value); err != nil || s.cfg.Now().Sub(at) > claimTTL {
+			continue
+		}
+		_, off, ok := s.cfg.Table.Position(key)
+		if ok && (best == "" || off < bestOff) {
+			best, bestOff = key, off
+		}
+	}
+	return best
+}
+
+func (s *Store) anyUser() bool {
+	for key := range s.cfg.Table.All() {
+		if strings.HasPrefix(key, userKeyPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // EnsureUser registers nu unless a user with its email exists, which is then
