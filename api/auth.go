@@ -69,6 +69,10 @@ var adminReads = map[string]bool{"/api/auth/api-keys": true, "/api/users": true}
 // role may call them.
 var readPosts = map[string]bool{"/api/simulate": true}
 
+// ingestRoutes are all an ingest API key may call (besides the public
+// routes, health among them): sending events.
+var ingestRoutes = map[string]bool{http.MethodPost + " /api/events": true}
+
 const principalKey = "uvr.principal"
 
 func (s *Server) registerAuth(api *gin.RouterGroup) {
@@ -100,7 +104,8 @@ func corsMiddleware(origins map[string]bool) gin.HandlerFunc {
 // authenticate runs on every /api route: public routes pass; the others need
 // credentials (401) from a header or the session cookie, a state-changing
 // request authenticated by the cookie must come from an allowed origin
-// (session.go, 403), and write methods need a role that may write (403).
+// (session.go, 403), write methods need a role that may write (403), and an
+// ingest key may only send events (403).
 func (s *Server) authenticate(c *gin.Context) {
 	route := c.FullPath()
 	if publicRoutes[route] {
@@ -135,7 +140,14 @@ func (s *Server) authenticate(c *gin.Context) {
 			return
 		}
 	}
-	if ((writeMethod(c.Request.Method) && !readPosts[route]) || adminReads[route]) && !p.Role.CanWrite() {
+	switch {
+	case p.Role == access.RoleIngest:
+		if !ingestRoutes[c.Request.Method+" "+route] {
+			s.writeError(c, &Error{Kind: KindForbidden, Detail: "an ingest API key may only send events (POST /api/events); " +
+				c.Request.Method + " " + route + " needs a key or user of another role"})
+			return
+		}
+	case ((writeMethod(c.Request.Method) && !readPosts[route]) || adminReads[route]) && !p.Role.CanWrite():
 		s.writeError(c, &Error{Kind: KindForbidden, Detail: "the " + string(p.Role) + " role may not do this; it needs admin"})
 		return
 	}

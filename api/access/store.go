@@ -63,10 +63,17 @@ const (
 	RoleAdmin   Role = "admin"
 	RoleAnalyst Role = "analyst"
 	RoleViewer  Role = "viewer"
+	// RoleIngest is for API keys only: it may send events (POST
+	// /api/events) and nothing else, so a connector or a client SDK never
+	// holds a key that reads or administers anything.
+	RoleIngest Role = "ingest"
 )
 
-// Valid reports whether r is a known role.
+// Valid reports whether r is a role a user may have.
 func (r Role) Valid() bool { return r == RoleAdmin || r == RoleAnalyst || r == RoleViewer }
+
+// ValidForKey reports whether r is a role an API key may have: a user's, or ingest.
+func (r Role) ValidForKey() bool { return r.Valid() || r == RoleIngest }
 
 // CanWrite reports whether r may call write routes (POST, PUT, PATCH, DELETE).
 func (r Role) CanWrite() bool { return r == RoleAdmin }
@@ -680,8 +687,8 @@ func (s *Store) CreateAPIKey(ctx context.Context, name string, role Role, create
 		return APIKey{}, "", invalid("name", "name is required")
 	case len(name) > 100:
 		return APIKey{}, "", invalid("name", "name must be at most 100 characters")
-	case !role.Valid():
-		return APIKey{}, "", invalid("role", "role must be admin, analyst or viewer")
+	case !role.ValidForKey():
+		return APIKey{}, "", invalid("role", "role must be admin, analyst, viewer or ingest")
 	}
 	raw := make([]byte, 32) // 256 bits: a SHA-256 of it needs no salt or slow hash
 	if _, err := rand.Read(raw); err != nil {
