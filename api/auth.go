@@ -64,6 +64,9 @@ func PublicRoute(path string) bool { return publicRoutes[path] }
 // and users (every other route that needs admin is a write).
 var adminReads = map[string]bool{"/api/auth/api-keys": true, "/api/users": true}
 
+// AdminRead reports whether a read route needs the admin role.
+func AdminRead(path string) bool { return adminReads[path] }
+
 // readPosts are POST routes that write nothing: the request body is a query
 // too large or too structured for a query string (a what-if scenario), so any
 // role may call them.
