@@ -36,6 +36,11 @@ type Auth interface {
 	CreateAPIKey(ctx context.Context, name string, role access.Role, createdBy string) (access.APIKey, string, error)
 	ListAPIKeys(ctx context.Context) ([]access.APIKey, error)
 	RevokeAPIKey(ctx context.Context, id string) error
+	// ListUsers, UpdateUser and DeleteUser administer users (users.go); a
+	// change that would leave no active admin is a conflict.
+	ListUsers(ctx context.Context) ([]access.User, error)
+	UpdateUser(ctx context.Context, id string, change access.UserChange) (access.User, error)
+	DeleteUser(ctx context.Context, id string) error
 	// TokenTTL is the lifetime of the tokens Login issues (the session
 	// cookie's too).
 	TokenTTL() time.Duration
@@ -55,14 +60,21 @@ var publicRoutes = map[string]bool{
 // PublicRoute reports whether an /api route is served without credentials.
 func PublicRoute(path string) bool { return publicRoutes[path] }
 
-// adminReads are read routes only an admin may call: the list of API keys
-// (every other route that needs admin is a write).
-var adminReads = map[string]bool{"/api/auth/api-keys": true}
+// adminReads are read routes only an admin may call: the lists of API keys
+// and users (every other route that needs admin is a write).
+var adminReads = map[string]bool{"/api/auth/api-keys": true, "/api/users": true}
+
+// AdminRead reports whether a read route needs the admin role.
+func AdminRead(path string) bool { return adminReads[path] }
 
 // readPosts are POST routes that write nothing: the request body is a query
 // too large or too structured for a query string (a what-if scenario), so any
 // role may call them.
 var readPosts = map[string]bool{"/api/simulate": true}
+
+// ingestRoutes are all an ingest API key may call (besides the public
+// routes, health among them): sending events.
+var ingestRoutes = map[string]bool{http.MethodPost + " /api/events": true}
 
 const principalKey = "uvr.principal"
 
@@ -74,6 +86,7 @@ func (s *Server) registerAuth(api *gin.RouterGroup) {
 	api.POST("/auth/api-keys", s.createAPIKey)
 	api.GET("/auth/api-keys", s.listAPIKeys)
 	api.DELETE("/auth/api-keys/:id", s.revokeAPIKey)
+	s.registerUsers(api)
 }
 
 // corsMiddleware answers preflights and sets the CORS headers for the allowed
@@ -94,7 +107,8 @@ func corsMiddleware(origins map[string]bool) gin.HandlerFunc {
 // authenticate runs on every /api route: public routes pass; the others need
 // credentials (401) from a header or the session cookie, a state-changing
 // request authenticated by the cookie must come from an allowed origin
-// (session.go, 403), and write methods need a role that may write (403).
+// (session.go, 403), write methods need a role that may write (403), and an
+// ingest key may only send events (403).
 func (s *Server) authenticate(c *gin.Context) {
 	route := c.FullPath()
 	if publicRoutes[route] {
@@ -129,7 +143,14 @@ func (s *Server) authenticate(c *gin.Context) {
 			return
 		}
 	}
-	if ((writeMethod(c.Request.Method) && !readPosts[route]) || adminReads[route]) && !p.Role.CanWrite() {
+	switch {
+	case p.Role == access.RoleIngest:
+		if !ingestRoutes[c.Request.Method+" "+route] {
+			s.writeError(c, &Error{Kind: KindForbidden, Detail: "an ingest API key may only send events (POST /api/events); " +
+				c.Request.Method + " " + route + " needs a key or user of another role"})
+			return
+		}
+	case ((writeMethod(c.Request.Method) && !readPosts[route]) || adminReads[route]) && !p.Role.CanWrite():
 		s.writeError(c, &Error{Kind: KindForbidden, Detail: "the " + string(p.Role) + " role may not do this; it needs admin"})
 		return
 	}

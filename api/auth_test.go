@@ -39,14 +39,11 @@ func TestAPINeverRunsOpen(t *testing.T) {
 	require.ErrorContains(t, err, "Auth is required")
 }
 
-// The auth routes answer what the document says (closed schemas), with the
-// register rules: the first user is open and an admin, then admin only.
-func TestAuthRoutes(t *testing.T) {
-	h, _, logs := authAPI(t)
+// documentedClient sends requests to h and checks every answer against the
+// OpenAPI document (strict schemas); bodies collects what was answered.
+func documentedClient(t *testing.T, h http.Handler, bodies *strings.Builder) func(t *testing.T, method, route, target, contentType, body, token string) (int, map[string]any) {
 	doc := strictDoc(t)
-	const password = "planted-password-42"
-	var bodies strings.Builder
-	send := func(t *testing.T, method, route, target, contentType, body, token string) (int, map[string]any) {
+	return func(t *testing.T, method, route, target, contentType, body, token string) (int, map[string]any) {
 		t.Helper()
 		req := httptest.NewRequest(method, target, strings.NewReader(body))
 		if contentType != "" {
@@ -75,6 +72,15 @@ func TestAuthRoutes(t *testing.T) {
 		}
 		return rec.Code, out
 	}
+}
+
+// The auth routes answer what the document says (closed schemas), with the
+// register rules: the first user is open and an admin, then admin only.
+func TestAuthRoutes(t *testing.T) {
+	h, _, logs := authAPI(t)
+	const password = "planted-password-42"
+	var bodies strings.Builder
+	send := documentedClient(t, h, &bodies)
 	const jsonCT = "application/json"
 	form := func(user, pass string) string { return url.Values{"username": {user}, "password": {pass}}.Encode() }
 

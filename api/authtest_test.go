@@ -33,7 +33,14 @@ func authStore(t testing.TB) *access.Store {
 // opened, without users.
 func emptyAuthStore(t testing.TB) *access.Store {
 	t.Helper()
-	table, err := kafka.NewTable(kafka.TableConfig{Brokers: servicetest.KafkaBrokers(t), Topic: servicetest.Topic("test.api.users")})
+	return authStoreOn(t, servicetest.Topic("test.api.users"))
+}
+
+// authStoreOn is a real access store on the users topic topic, opened: two
+// of them on one topic are two API instances.
+func authStoreOn(t testing.TB, topic string) *access.Store {
+	t.Helper()
+	table, err := kafka.NewTable(kafka.TableConfig{Brokers: servicetest.KafkaBrokers(t), Topic: topic})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

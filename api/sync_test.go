@@ -169,7 +169,7 @@ func newSyncAPI(t *testing.T, wait time.Duration, release <-chan struct{}) *sync
 	creds, err := credentials.NewLocal(credentials.LocalConfig{Dir: t.TempDir()})
 	require.NoError(t, err)
 	vendorURL := usageVendor(t, release).URL
-	cat, err := catalog.Default(map[string]catalog.Factory{"openai": func(creds map[string]string, logger *slog.Logger) (source.Source, error) {
+	cat, err := catalog.Default(map[string]catalog.Factory{"openai": func(creds map[string]string, env source.Env) (source.Source, error) {
 		key := creds["api_key"]
 		h, err := source.NewHTTP(source.HTTPConfig{
 			Service: "openai", BaseURL: vendorURL, Secrets: []string{key}, Retries: -1, Logger: logger,

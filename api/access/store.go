@@ -47,9 +47,10 @@ const (
 
 // Keys in the table.
 const (
-	userKeyPrefix   = "user/"   // + user id → userRecord
-	apiKeyKeyPrefix = "apikey/" // + hex SHA-256 of the key → keyRecord
-	secretKeyPrefix = "secret/" // + candidate id → raw secret (see Open)
+	userKeyPrefix   = "user/"              // + user id → userRecord
+	apiKeyKeyPrefix = "apikey/"            // + hex SHA-256 of the key → keyRecord
+	secretKeyPrefix = "secret/"            // + candidate id → raw secret (see Open)
+	claimKeyPrefix  = "claim/first-admin/" // + random id → RFC 3339 time (see RegisterFirst)
 )
 
 // Role of a user or API key.
@@ -62,10 +63,17 @@ const (
 	RoleAdmin   Role = "admin"
 	RoleAnalyst Role = "analyst"
 	RoleViewer  Role = "viewer"
+	// RoleIngest is for API keys only: it may send events (POST
+	// /api/events) and nothing else, so a connector or a client SDK never
+	// holds a key that reads or administers anything.
+	RoleIngest Role = "ingest"
 )
 
-// Valid reports whether r is a known role.
+// Valid reports whether r is a role a user may have.
 func (r Role) Valid() bool { return r == RoleAdmin || r == RoleAnalyst || r == RoleViewer }
+
+// ValidForKey reports whether r is a role an API key may have: a user's, or ingest.
+func (r Role) ValidForKey() bool { return r.Valid() || r == RoleIngest }
 
 // CanWrite reports whether r may call write routes (POST, PUT, PATCH, DELETE).
 func (r Role) CanWrite() bool { return r == RoleAdmin }
@@ -316,12 +324,7 @@ func (s *Store) HasUsers(ctx context.Context) (bool, error) {
 	if err := s.cfg.Table.Sync(ctx); err != nil {
 		return false, unavailable(err)
 	}
-	for key := range s.cfg.Table.All() {
-		if strings.HasPrefix(key, userKeyPrefix) {
-			return true, nil
-		}
-	}
-	return false, nil
+	return s.anyUser(), nil
 }
 
 // Register creates a user. The email must be new (KindConflict otherwise).
@@ -331,24 +334,28 @@ func (s *Store) Register(ctx context.Context, nu NewUser) (User, error) {
 	return s.register(ctx, nu)
 }
 
-func (s *Store) register(ctx context.Context, nu NewUser) (User, error) {
-	email, err := normalizeEmail(nu.Email)
-	var errs []error
-	if err != nil {
-		errs = append(errs, err)
+// validateNew checks nu and returns the first problem.
+func (s *Store) validateNew(nu NewUser) error {
+	if _, err := normalizeEmail(nu.Email); err != nil {
+		return err
 	}
 	if err := checkPassword(nu.Password); err != nil {
-		errs = append(errs, err)
+		return err
 	}
 	if !nu.Role.Valid() {
-		errs = append(errs, invalid("role", "role must be admin, analyst or viewer"))
+		return invalid("role", "role must be admin, analyst or viewer")
 	}
 	if len(nu.FullName) > 200 {
-		errs = append(errs, invalid("full_name", "full_name must be at most 200 characters"))
+		return invalid("full_name", "full_name must be at most 200 characters")
 	}
-	if len(errs) > 0 {
-		return User{}, errs[0]
+	return nil
+}
+
+func (s *Store) register(ctx context.Context, nu NewUser) (User, error) {
+	if err := s.validateNew(nu); err != nil {
+		return User{}, err
 	}
+	email, _ := normalizeEmail(nu.Email) // checked by validateNew
 	if err := s.cfg.Table.Sync(ctx); err != nil {
 		return User{}, unavailable(err)
 	}
@@ -370,24 +377,86 @@ func (s *Store) register(ctx context.Context, nu NewUser) (User, error) {
 	return rec.user(), nil
 }
 
-// RegisterFirst registers nu as an admin only while no user exists
-// (KindUnauthorized otherwise): the open bootstrap of POST /api/auth/register.
-// Two first registrations on this instance cannot both succeed; on two
-// instances at the very same moment they can (the table has no
-// compare-and-set), which leaves two admins, not an open API.
+// RegisterFirst registers nu as an admin only while no user exists: the
+// open bootstrap of POST /api/auth/register. Of concurrent first
+// registrations, on this instance or on several sharing the topic, exactly
+// one succeeds; the others are KindConflict.
+//
+// The topic is the arbiter (it has one partition, so its offsets order every
+// write): each attempt writes a claim, reads the topic to its end, and wins
+// only if no user exists yet and its claim is the earliest recent one. A
+// later claim reads every earlier one (written before it, so read by its
+// Sync), and the winner removes its claim only after writing the user, so a
+// loser sees either the earlier claim or the user. A claim older than
+// claimTTL is ignored, so a winner that died before writing its user does
+// not block the bootstrap for ever.
 func (s *Store) RegisterFirst(ctx context.Context, nu NewUser) (User, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	taken := &Error{Kind: KindConflict, Message: "the first admin has already been registered: log in as an admin to register users"}
 	if err := s.cfg.Table.Sync(ctx); err != nil {
 		return User{}, unavailable(err)
 	}
-	for key := range s.cfg.Table.All() {
-		if strings.HasPrefix(key, userKeyPrefix) {
-			return User{}, unauthorized("not authenticated: only an admin may register users")
-		}
+	if s.anyUser() {
+		return User{}, taken
 	}
 	nu.Role = RoleAdmin
+	if err := s.validateNew(nu); err != nil { // before claiming: a bad request must not block a good one
+		return User{}, err
+	}
+	claim := claimKeyPrefix + randomString(12)
+	stamp, _ := s.cfg.Now().UTC().MarshalText()
+	if err := s.cfg.Table.Put(ctx, claim, stamp); err != nil {
+		return User{}, unavailable(fmt.Errorf("claim the first admin: %w", err))
+	}
+	defer func() {
+		// Removed whatever the outcome: the winner's once its user exists.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := s.cfg.Table.Delete(dctx, claim); err != nil {
+			s.log.Warn("a first-admin claim is left on the users topic (it expires)", "error", err)
+		}
+	}()
+	if err := s.cfg.Table.Sync(ctx); err != nil {
+		return User{}, unavailable(err)
+	}
+	if s.anyUser() || s.earliestClaim() != claim {
+		return User{}, taken
+	}
 	return s.register(ctx, nu)
+}
+
+// claimTTL bounds how long a first-admin claim counts (see RegisterFirst).
+const claimTTL = time.Minute
+
+// earliestClaim is the key of the first-admin claim written first among
+// those younger than claimTTL.
+func (s *Store) earliestClaim() string {
+	var best string
+	var bestOff int64
+	for key, value := range s.cfg.Table.All() {
+		if !strings.HasPrefix(key, claimKeyPrefix) {
+			continue
+		}
+		var at time.Time
+		if err := at.UnmarshalText(value); err != nil || s.cfg.Now().Sub(at) > claimTTL {
+			continue
+		}
+		_, off, ok := s.cfg.Table.Position(key)
+		if ok && (best == "" || off < bestOff) {
+			best, bestOff = key, off
+		}
+	}
+	return best
+}
+
+func (s *Store) anyUser() bool {
+	for key := range s.cfg.Table.All() {
+		if strings.HasPrefix(key, userKeyPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // EnsureUser registers nu unless a user with its email exists, which is then
@@ -422,15 +491,7 @@ func (s *Store) putUser(ctx context.Context, rec userRecord) error {
 }
 
 func (s *Store) findByEmail(email string) (userRecord, bool) {
-	for key, raw := range s.cfg.Table.All() {
-		if !strings.HasPrefix(key, userKeyPrefix) {
-			continue
-		}
-		var rec userRecord
-		if err := json.Unmarshal(raw, &rec); err != nil {
-			s.log.Warn("unreadable user record skipped", "key", key, "error", err)
-			continue
-		}
+	for _, rec := range s.userRecords() {
 		if rec.Email == email {
 			return rec, true
 		}
@@ -579,8 +640,28 @@ func (s *Store) authenticateKey(key string) (Principal, error) {
 		s.metrics.attempt(methodAPIKey, resultBadCredentials)
 		return Principal{}, unauthorized("invalid API key")
 	}
+	role := rec.Role
+	if rec.CreatedBy != "" {
+		// A key answers for the person who made it, who saw it once and may
+		// have kept it: while that user is deactivated the key stops
+		// working (and works again on reactivation), a deleted user's keys
+		// are revoked with it (DeleteUser), and a key never holds more than
+		// its creator now does (an admin's key of a user demoted to viewer
+		// reads only). Rotating machine keys when people leave is the price;
+		// a key made by uvr itself (no creator) is not tied to anyone. The
+		// creator's record precedes the key's on the one partition, so a
+		// visible key has a visible creator unless the creator is gone.
+		creator, found := s.userByID(rec.CreatedBy)
+		if !found || !creator.Active {
+			s.metrics.attempt(methodAPIKey, resultInactive)
+			return Principal{}, unauthorized("the user who created this API key is deactivated or deleted")
+		}
+		if role.CanWrite() && !creator.Role.CanWrite() {
+			role = creator.Role
+		}
+	}
 	s.metrics.attempt(methodAPIKey, resultOK)
-	return Principal{APIKeyID: rec.ID, Role: rec.Role}, nil
+	return Principal{APIKeyID: rec.ID, Role: role}, nil
 }
 
 // User returns a user by id.
@@ -597,26 +678,6 @@ func (s *Store) User(ctx context.Context, id string) (User, error) {
 	return rec.user(), nil
 }
 
-// SetActive activates or deactivates a user; a deactivated user's tokens stop
-// working on this instance before SetActive returns.
-func (s *Store) SetActive(ctx context.Context, id string, active bool) (User, error) {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if err := s.cfg.Table.Sync(ctx); err != nil {
-		return User{}, unavailable(err)
-	}
-	rec, ok := s.userByID(id)
-	if !ok {
-		return User{}, &Error{Kind: KindNotFound, Message: "no such user"}
-	}
-	rec.Active = active
-	if err := s.putUser(ctx, rec); err != nil {
-		return User{}, err
-	}
-	s.log.Info("user activation changed", "user_id", id, "active", active)
-	return rec.user(), nil
-}
-
 // CreateAPIKey makes a key with role for a machine. The key is returned here
 // only: the table keeps its SHA-256.
 func (s *Store) CreateAPIKey(ctx context.Context, name string, role Role, createdBy string) (APIKey, string, error) {
@@ -626,8 +687,8 @@ func (s *Store) CreateAPIKey(ctx context.Context, name string, role Role, create
 		return APIKey{}, "", invalid("name", "name is required")
 	case len(name) > 100:
 		return APIKey{}, "", invalid("name", "name must be at most 100 characters")
-	case !role.Valid():
-		return APIKey{}, "", invalid("role", "role must be admin, analyst or viewer")
+	case !role.ValidForKey():
+		return APIKey{}, "", invalid("role", "role must be admin, analyst, viewer or ingest")
 	}
 	raw := make([]byte, 32) // 256 bits: a SHA-256 of it needs no salt or slow hash
 	if _, err := rand.Read(raw); err != nil {
@@ -674,17 +735,10 @@ type storedKey struct {
 }
 
 func (s *Store) keyRecords() []storedKey {
-	var out []storedKey
-	for key, raw := range s.cfg.Table.All() {
-		if !strings.HasPrefix(key, apiKeyKeyPrefix) {
-			continue
-		}
-		var rec keyRecord
-		if err := json.Unmarshal(raw, &rec); err != nil {
-			s.log.Warn("unreadable API key record skipped", "error", err)
-			continue
-		}
-		out = append(out, storedKey{tableKey: key, rec: rec})
+	keys, recs := records[keyRecord](s, apiKeyKeyPrefix, "API key")
+	out := make([]storedKey, len(recs))
+	for i := range recs {
+		out[i] = storedKey{tableKey: keys[i], rec: recs[i]}
 	}
 	return out
 }

@@ -163,7 +163,9 @@ func TestTokenExpires(t *testing.T) {
 func TestAPIKeys(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, access.Config{Table: table(t, servicetest.Topic("test.access.users"))})
-	k, key, err := s.CreateAPIKey(ctx, "loader", access.RoleAdmin, "usr_x")
+	creator, err := s.Register(ctx, access.NewUser{Email: "ann@example.com", Password: "long enough", Role: access.RoleAdmin})
+	require.NoError(t, err)
+	k, key, err := s.CreateAPIKey(ctx, "loader", access.RoleAdmin, creator.ID)
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(key, "uvr_"))
 	assert.GreaterOrEqual(t, len(key), 4+43, "256 random bits")
@@ -272,28 +274,44 @@ func TestConfiguredSecret(t *testing.T) {
 	require.ErrorContains(t, err, "Table is required")
 }
 
-// The open bootstrap registers one admin, and only while no user exists.
+// The open bootstrap registers one admin, and only while no user exists:
+// of concurrent first registrations on two instances sharing the topic,
+// exactly one wins; the others are conflicts and leave no user behind.
 func TestRegisterFirst(t *testing.T) {
 	ctx := context.Background()
-	s := open(t, access.Config{Table: table(t, servicetest.Topic("test.access.users"))})
-	results := make(chan error, 3)
-	for i := range 3 {
+	topic := servicetest.Topic("test.access.users")
+	stores := []*access.Store{open(t, access.Config{Table: table(t, topic)}), open(t, access.Config{Table: table(t, topic)})}
+	const attempts = 6
+	results := make(chan error, attempts)
+	start := make(chan struct{})
+	for i := range attempts {
 		go func() {
-			_, err := s.RegisterFirst(ctx, access.NewUser{Email: "first" + string(rune('a'+i)) + "@example.com", Password: "long enough", Role: access.RoleViewer})
+			<-start
+			_, err := stores[i%2].RegisterFirst(ctx, access.NewUser{Email: "first" + string(rune('a'+i)) + "@example.com", Password: "long enough", Role: access.RoleViewer})
 			results <- err
 		}()
 	}
+	close(start)
 	ok := 0
-	for range 3 {
+	for range attempts {
 		if err := <-results; err == nil {
 			ok++
 		} else {
 			kind, _ := kindOf(t, err)
-			assert.Equal(t, access.KindUnauthorized, kind)
+			assert.Equal(t, access.KindConflict, kind, "%v", err)
 		}
 	}
 	assert.Equal(t, 1, ok, "one first user")
-	has, err := s.HasUsers(ctx)
-	require.NoError(t, err)
-	assert.True(t, has)
+	for _, s := range stores {
+		users, err := s.ListUsers(ctx)
+		require.NoError(t, err)
+		require.Len(t, users, 1, "no loser left a user")
+		assert.Equal(t, access.RoleAdmin, users[0].Role)
+	}
+	_, err := stores[0].RegisterFirst(ctx, access.NewUser{Email: "late@example.com", Password: "long enough"})
+	kind, _ := kindOf(t, err)
+	assert.Equal(t, access.KindConflict, kind)
+	_, err = stores[1].RegisterFirst(ctx, access.NewUser{Email: "bad", Password: "long enough"})
+	kind, _ = kindOf(t, err)
+	assert.Equal(t, access.KindConflict, kind, "once an admin exists, nothing else is said")
 }

@@ -95,6 +95,85 @@ func userCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command {
 		Short: "Manage the users who may log in to the API",
 	}
 	cmd.AddCommand(userCreateCommand(cfg, logger))
+	cmd.AddCommand(userChangeCommand(cfg, logger, "role", "Change a user's role (admin, analyst or viewer)"))
+	cmd.AddCommand(userChangeCommand(cfg, logger, "deactivate", "Deactivate a user: its tokens, session and API keys stop working at once"))
+	cmd.AddCommand(userChangeCommand(cfg, logger, "activate", "Reactivate a deactivated user"))
+	cmd.AddCommand(userChangeCommand(cfg, logger, "delete", "Delete a user and revoke the API keys it created"))
+	return cmd
+}
+
+// withUserStore runs do on the user store of the users topic of the
+// configured brokers (without --kafka-brokers: the embedded broker of a
+// running "uvr run"), within 30 seconds: for the user commands.
+func withUserStore(cmd *cobra.Command, cfg Config, log *slog.Logger, do func(ctx context.Context, store *access.Store) error) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+	defer cancel()
+	brokers := cfg.KafkaBrokers
+	if len(brokers) == 0 {
+		brokers = []string{cfg.EmbeddedKafkaAddr}
+	}
+	if err := prepareTopics(ctx, cfg, brokers, log); err != nil {
+		return err
+	}
+	table, err := kafka.NewTable(kafka.TableConfig{Brokers: brokers, Topic: cfg.topicNames().Users, Partitions: 1, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer table.Close()
+	store, err := openAccessStore(ctx, table, cfg, log, nil)
+	if err != nil {
+		return fmt.Errorf("%w (brokers %s)", err, strings.Join(brokers, ","))
+	}
+	return do(ctx, store)
+}
+
+// userChangeCommand is "uvr user role|deactivate|activate|delete": the
+// store's rules apply as through the API (the last active admin stays).
+func userChangeCommand(cfg *Config, logger func() *slog.Logger, verb, short string) *cobra.Command {
+	var email, role string
+	use := verb + " --email EMAIL"
+	if verb == "role" {
+		use += " --role admin|analyst|viewer"
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long: short + `, in the user store on Kafka every API instance reads. It applies to the
+user's next request on every instance. The last active admin cannot be demoted, deactivated
+or deleted.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withUserStore(cmd, *cfg, logger(), func(ctx context.Context, store *access.Store) error {
+				u, err := store.UserByEmail(ctx, email)
+				if err != nil {
+					return userError(err)
+				}
+				switch verb {
+				case "role":
+					u, err = store.SetRole(ctx, u.ID, access.Role(role))
+				case "deactivate", "activate":
+					u, err = store.SetActive(ctx, u.ID, verb == "activate")
+				case "delete":
+					err = store.DeleteUser(ctx, u.ID)
+				}
+				if err != nil {
+					return userError(err)
+				}
+				if verb == "delete" {
+					_, err = fmt.Fprintf(cmd.OutOrStdout(), "user deleted: %s (%s)\n", u.Email, u.ID)
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "user %s (%s): role %s, active %t\n", u.Email, u.ID, u.Role, u.Active)
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVar(&email, "email", "", "the user's email (required)")
+	_ = cmd.MarkFlagRequired("email")
+	if verb == "role" {
+		cmd.Flags().StringVar(&role, "role", "", "admin (may write), analyst or viewer (read only)")
+		_ = cmd.MarkFlagRequired("role")
+	}
 	return cmd
 }
 
@@ -125,30 +204,14 @@ Without --kafka-brokers it uses the embedded broker of a running "uvr run"
 			if !r.Valid() {
 				return fmt.Errorf("--role must be admin, analyst or viewer, got %q", role)
 			}
-			brokers := cfg.KafkaBrokers
-			if len(brokers) == 0 {
-				brokers = []string{cfg.EmbeddedKafkaAddr}
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-			defer cancel()
-			if err := prepareTopics(ctx, *cfg, brokers, logger()); err != nil {
+			return withUserStore(cmd, *cfg, logger(), func(ctx context.Context, store *access.Store) error {
+				u, err := store.Register(ctx, access.NewUser{Email: email, Password: password, FullName: fullName, Role: r})
+				if err != nil {
+					return userError(err)
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "user created: %s (%s, role %s)\n", u.Email, u.ID, u.Role)
 				return err
-			}
-			table, err := kafka.NewTable(kafka.TableConfig{Brokers: brokers, Topic: cfg.topicNames().Users, Partitions: 1, Logger: logger()})
-			if err != nil {
-				return err
-			}
-			defer table.Close()
-			store, err := openAccessStore(ctx, table, *cfg, logger(), nil)
-			if err != nil {
-				return fmt.Errorf("%w (brokers %s)", err, strings.Join(brokers, ","))
-			}
-			u, err := store.Register(ctx, access.NewUser{Email: email, Password: password, FullName: fullName, Role: r})
-			if err != nil {
-				return userError(err)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "user created: %s (%s, role %s)\n", u.Email, u.ID, u.Role)
-			return err
+			})
 		},
 	}
 	fs := cmd.Flags()
@@ -167,5 +230,5 @@ func userError(err error) error {
 	if errors.As(err, &ae) && ae.Field != "" {
 		return fmt.Errorf("--%s: %s", strings.ReplaceAll(ae.Field, "_", "-"), ae.Message)
 	}
-	return fmt.Errorf("create user: %w", err)
+	return fmt.Errorf("user: %w", err)
 }

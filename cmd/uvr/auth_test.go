@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -130,6 +131,9 @@ var badParams = map[string]struct {
 	"GET /api/auth/api-keys":             {none: "no parameters"},
 	"POST /api/auth/api-keys":            {target: "/api/auth/api-keys", contentType: "application/json", body: `{"name":"k","role":"owner"}`, field: "role"},
 	"DELETE /api/auth/api-keys/:id":      {none: "only a path id: an unknown one is 404"},
+	"GET /api/users":                     {none: "no parameters"},
+	"PATCH /api/users/:id":               {target: "/api/users/x", contentType: "application/json", body: `{"role":"root"}`, field: "role"},
+	"DELETE /api/users/:id":              {none: "only a path id: an unknown one is 404"},
 	"POST /api/events":                   {target: "/api/events", contentType: "application/cloudevents+json", body: `{"specversion":"1.0","source":"s","type":"uvr.usage.v1","time":"2026-11-01T10:00:00Z","data":{"customer":{"external_id":"c"},"feature":"f","quantity":"1"}}`, field: "id"},
 	"GET /api/dashboard":                 {target: "/api/dashboard?start_date=yesterday", field: "start_date"},
 	"GET /api/services":                  {none: "no parameters"},
@@ -256,7 +260,7 @@ func TestEveryRouteNeedsCredentials(t *testing.T) {
 				}
 				for name, token := range map[string]string{"viewer": viewer, "analyst": analyst} {
 					r := call(t, route.Method, target, "", "", bearer(token))
-					if write || route.Path == "/api/auth/api-keys" {
+					if write || api.AdminRead(route.Path) {
 						require.Equal(t, http.StatusForbidden, r.status, "%s: %s", name, r.body)
 						assert.NotEmpty(t, detailOf(t, r), name)
 					} else {
@@ -300,6 +304,66 @@ func TestEveryRouteNeedsCredentials(t *testing.T) {
 	}
 }
 
+// cli runs the uvr command line in-process with env as its environment.
+func cli(env map[string]string) func(stdin string, args ...string) (string, error) {
+	return func(stdin string, args ...string) (string, error) {
+		var out bytes.Buffer
+		root := newRootCommand(&out, &out, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		root.SetIn(strings.NewReader(stdin))
+		root.SetArgs(args)
+		err := root.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+}
+
+// `uvr user role|deactivate|activate|delete` change users on the topic a
+// running API reads: a deactivated or deleted user's token is refused at its
+// next request there; the last active admin stays.
+func TestUserChangeCommands(t *testing.T) {
+	prefix := "uvr-test-" + servicetest.Suffix()
+	run := cli(map[string]string{"UVR_KAFKA_BROKERS": strings.Join(servicetest.KafkaBrokers(t), ","), "UVR_CONNECTOR_PREFIX": prefix})
+	for _, email := range []string{"ops@example.com", "ann@example.com"} {
+		out, err := run("", "user", "create", "--email", email, "--password", "long enough", "--role", "admin")
+		require.NoError(t, err, out)
+	}
+	cfg := testConfig(t)
+	cfg.ConnectorPrefix = prefix
+	cfg.AdminEmail, cfg.AdminPassword = "", ""
+	m := startMain(t, cfg, Roles{API: true})
+	ann := login(t, m.URL(), "ann@example.com", "long enough")
+	me := func() int { return call(t, http.MethodGet, m.URL()+"/api/auth/me", "", "", bearer(ann)).status }
+
+	for _, tc := range []struct {
+		args    []string
+		want    string // in the output, or in the error when fails
+		fails   bool
+		meAfter int // the status of ann's next request
+	}{
+		{args: []string{"role", "--email", "ann@example.com", "--role", "viewer"}, want: "role viewer, active true", meAfter: http.StatusOK},
+		{args: []string{"role", "--email", "ann@example.com", "--role", "root"}, want: "--role: role must be admin, analyst or viewer", fails: true, meAfter: http.StatusOK},
+		{args: []string{"role", "--email", "ops@example.com", "--role", "analyst"}, want: "the last active admin cannot be demoted", fails: true, meAfter: http.StatusOK},
+		{args: []string{"deactivate", "--email", "ops@example.com"}, want: "the last active admin cannot be deactivated", fails: true, meAfter: http.StatusOK},
+		{args: []string{"delete", "--email", "OPS@example.com"}, want: "the last active admin cannot be deleted", fails: true, meAfter: http.StatusOK},
+		{args: []string{"deactivate", "--email", "nobody@example.com"}, want: "--email: no user with this email", fails: true, meAfter: http.StatusOK},
+		{args: []string{"deactivate", "--email", "ann@example.com"}, want: "active false", meAfter: http.StatusUnauthorized},
+		{args: []string{"activate", "--email", "ann@example.com"}, want: "active true", meAfter: http.StatusOK},
+		{args: []string{"delete", "--email", "ann@example.com"}, want: "user deleted: ann@example.com", meAfter: http.StatusUnauthorized},
+		{args: []string{"role"}, want: `required flag(s) "email", "role" not set`, fails: true, meAfter: http.StatusUnauthorized},
+	} {
+		out, err := run("", append([]string{"user"}, tc.args...)...)
+		if tc.fails {
+			require.Error(t, err, out)
+			assert.Contains(t, err.Error(), tc.want, tc.args)
+		} else {
+			require.NoError(t, err, out)
+			assert.Contains(t, out, tc.want, tc.args)
+		}
+		// The API reads the topic: the change reaches it within moments.
+		waitUntil(t, 10*time.Second, 20*time.Millisecond, func() bool { return me() == tc.meAfter },
+			func() string { return fmt.Sprintf("%v: ann's next request answers %d", tc.args, tc.meAfter) })
+	}
+}
+
 // `uvr user create` writes a user every API instance can log in as; a bad
 // email or password exits with a line naming the flag.
 func TestUserCreateCommand(t *testing.T) {
@@ -308,14 +372,7 @@ func TestUserCreateCommand(t *testing.T) {
 	env := map[string]string{"UVR_KAFKA_BROKERS": brokers, "UVR_CONNECTOR_PREFIX": prefix}
 	const password = "a-planted-password"
 
-	run := func(stdin string, args ...string) (string, error) {
-		var out bytes.Buffer
-		root := newRootCommand(&out, &out, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-		root.SetIn(strings.NewReader(stdin))
-		root.SetArgs(args)
-		err := root.ExecuteContext(context.Background())
-		return out.String(), err
-	}
+	run := cli(env)
 	out, err := run(password+"\n", "user", "create", "--email", "ops@example.com", "--password-stdin", "--role", "admin")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "user created: ops@example.com")

@@ -3,11 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/uvrhq/uvr/connectors/source"
 	"github.com/uvrhq/uvr/pipeline/broker"
 	"github.com/uvrhq/uvr/projections/chstore"
 	"github.com/uvrhq/uvr/projections/insights"
@@ -66,17 +68,24 @@ type Config struct {
 	LogFormat string
 
 	// Connectors.
-	ConnectorPrefix   string // names the connector topics and consumer group
-	EnableScheduler   bool
-	VaultAddr         string
-	VaultToken        string
-	VaultRoleID       string
-	VaultSecretID     string
-	VaultMount        string
-	VaultPrefix       string
-	EncryptionKey     string
-	AirbyteURL        string
-	AirbyteToken      string
+	ConnectorPrefix string // names the connector topics and consumer group
+	EnableScheduler bool
+	VaultAddr       string
+	VaultToken      string
+	VaultRoleID     string
+	VaultSecretID   string
+	VaultMount      string
+	VaultPrefix     string
+	EncryptionKey   string
+	AirbyteURL      string
+	AirbyteToken    string
+	// ConnectorAllowPrivateHosts widens the egress policy of configured
+	// services (source.Egress): hosts, addresses or networks their base_url
+	// may reach although private, loopback or plain http.
+	ConnectorAllowPrivateHosts []string
+	// MappingDir holds the mapping files a custom service's mapping_file
+	// may name; "" means DataDir/mappings.
+	MappingDir        string
 	AirbyteWorkspaces []string
 	// Airbyte's destination-kafka topics to map into events (platform mode),
 	// with a vendor's mapper or a declarative mapping file.
@@ -233,6 +242,10 @@ func (cfg *Config) bind(fs *pflag.FlagSet) {
 	withEnv("vault-prefix", "UVR_VAULT_PREFIX")
 	fs.StringVar(&cfg.EncryptionKey, "encryption-key", "", "base64 AES-256 key of the local credential store (default: a generated key file, mode 0600)")
 	withEnv("encryption-key", "UVR_ENCRYPTION_KEY")
+	fs.StringSliceVar(&cfg.ConnectorAllowPrivateHosts, "connector-allow-private-hosts", nil, "hosts, addresses or networks (comma separated) a service's base_url may reach although loopback, private, link-local or plain http; default none: https to public addresses only")
+	withEnv("connector-allow-private-hosts", "UVR_CONNECTOR_ALLOW_PRIVATE_HOSTS")
+	fs.StringVar(&cfg.MappingDir, "mapping-dir", "", "the only directory a custom service's mapping_file may name a file in (default <data-dir>/mappings)")
+	withEnv("mapping-dir", "UVR_MAPPING_DIR")
 	fs.StringVar(&cfg.AirbyteURL, "airbyte-url", "", "Airbyte public API (https://api.airbyte.com/v1 or <host>/api/public/v1) for platform mode")
 	withEnv("airbyte-url", "UVR_AIRBYTE_URL")
 	fs.StringVar(&cfg.AirbyteToken, "airbyte-token", "", "Airbyte API bearer token")
@@ -300,6 +313,14 @@ func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
 	return errors.Join(errs...)
 }
 
+// mappingDir is MappingDir, or its default under the data directory.
+func (cfg Config) mappingDir() string {
+	if cfg.MappingDir != "" {
+		return cfg.MappingDir
+	}
+	return filepath.Join(cfg.DataDir, "mappings")
+}
+
 // clickhouse is the connection config of database on the configured server.
 func (cfg Config) clickhouse(database string) chstore.Config {
 	return chstore.Config{
@@ -356,6 +377,9 @@ func (cfg Config) Validate() error {
 	}
 	if len(cfg.AirbyteKafkaTopics) > 0 && (cfg.AirbyteKafkaSource == "") == (cfg.AirbyteKafkaMapping == "") {
 		errs = append(errs, errors.New("--airbyte-kafka-topics needs exactly one of --airbyte-kafka-source and --airbyte-kafka-mapping"))
+	}
+	if _, err := source.ParseEgress(cfg.ConnectorAllowPrivateHosts); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := insights.ParseSeverity(cfg.AlertMinSeverity); err != nil {
 		errs = append(errs, fmt.Errorf("--alert-min-severity: %w", err))

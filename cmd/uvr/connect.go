@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"maps"
 	"path/filepath"
 
@@ -36,10 +35,10 @@ func factories() map[string]catalog.Factory {
 	// The two custom types share one connector; the type decides the kind of
 	// event it makes.
 	customOf := func(kind string) catalog.Factory {
-		return func(creds map[string]string, logger *slog.Logger) (source.Source, error) {
+		return func(creds map[string]string, env source.Env) (source.Source, error) {
 			c := maps.Clone(creds)
 			c["kind"] = kind
-			return catalog.FactoryOf(custom.FromCredentials)(c, logger)
+			return catalog.FactoryOf(custom.FromCredentials)(c, env)
 		}
 	}
 	return map[string]catalog.Factory{
@@ -76,7 +75,12 @@ func (m *Main) openConnectors(ctx, runCtx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.registry, err = services.New(services.Config{Table: m.servicesTable, Credentials: m.credentials, Catalog: cat, Logger: m.Logger})
+	egress, err := source.ParseEgress(cfg.ConnectorAllowPrivateHosts)
+	if err != nil {
+		return err
+	}
+	m.registry, err = services.New(services.Config{Table: m.servicesTable, Credentials: m.credentials, Catalog: cat,
+		Egress: egress, MappingDir: cfg.mappingDir(), Logger: m.Logger})
 	if err != nil {
 		return err
 	}

@@ -25,8 +25,24 @@ func TestConnectorsEndToEnd(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	cfg.EnableScheduler = false // the test triggers the sync itself
+	// stripe-mock listens on loopback, which a service may reach only by the
+	// operator's leave (UVR_CONNECTOR_ALLOW_PRIVATE_HOSTS).
+	cfg.ConnectorAllowPrivateHosts = []string{"127.0.0.1"}
 	m := startMain(t, cfg, Roles{API: true, Projector: true, Connectors: true})
 	const key = "sk_test_123PLANTEDe2e4b1d"
+
+	// Anything else private stays refused, at save and at test time, with
+	// the field and the reason.
+	for _, url := range []string{"https://169.254.169.254", "http://10.0.0.1", "https://[::1]:443"} {
+		for _, route := range []string{"/api/services", "/api/test-service"} {
+			status, body := post(t, m.URL()+route, "application/json",
+				[]byte(`{"service_type":"stripe","credentials":{"api_key":"`+key+`","base_url":"`+url+`"}}`))
+			assert.Equal(t, http.StatusBadRequest, status, route+" "+url+": "+body)
+			assert.Contains(t, body, "base_url", route+" "+url)
+			assert.Contains(t, body, "UVR_CONNECTOR_ALLOW_PRIVATE_HOSTS", route+" "+url)
+			assert.NotContains(t, body, key)
+		}
+	}
 
 	status, body := post(t, m.URL()+"/api/services", "application/json",
 		[]byte(`{"service_type":"stripe","service_name":"Stripe (mock)","credentials":{"api_key":"`+key+`","base_url":"`+servicetest.StripeMock(t)+`"}}`))

@@ -54,6 +54,8 @@ func TestSingleNodeKill9LosesNothing(t *testing.T) {
 	kafkaSvc := startPrivateKafka(t)
 	chSvc := startPrivateClickHouse(t)
 	node := newUVRNode(t, buildUVR(t), kafkaSvc.addr, chSvc.addr)
+	// The service below is a stripe-mock on loopback: the operator's opt-in.
+	node.env = append(node.env, "UVR_CONNECTOR_ALLOW_PRIVATE_HOSTS=127.0.0.1")
 	node.start(t)
 	base := node.url
 

@@ -70,6 +70,9 @@ type Config struct {
 	RequestsPerSecond          float64
 	RetryWaitMin, RetryWaitMax time.Duration
 	Logger                     *slog.Logger
+	// Egress bounds the addresses called; nil: any (tests, an operator's
+	// own address). FromCredentials always sets the service policy.
+	Egress *source.Egress
 }
 
 // Source reads one organization. It implements source.Source.
@@ -118,6 +121,7 @@ func New(cfg Config) (*Source, error) {
 	log := cfg.Logger.With("component", "connector", "service", Service)
 	key := cfg.APIKey
 	h, err := source.NewHTTP(source.HTTPConfig{
+		Egress:  cfg.Egress,
 		Service: Service, BaseURL: cfg.BaseURL, Secrets: []string{key},
 		Authorize: func(r *http.Request) {
 			r.Header.Set("x-api-key", key)
@@ -135,11 +139,11 @@ func New(cfg Config) (*Source, error) {
 
 // FromCredentials builds a source from stored credentials: api_key
 // (required) and base_url (optional).
-func FromCredentials(creds map[string]string, logger *slog.Logger) (*Source, error) {
+func FromCredentials(creds map[string]string, env source.Env) (*Source, error) {
 	if creds["api_key"] == "" {
 		return nil, errors.New("anthropic credentials: missing api_key")
 	}
-	return New(Config{APIKey: creds["api_key"], BaseURL: creds["base_url"], Logger: logger})
+	return New(Config{APIKey: creds["api_key"], BaseURL: creds["base_url"], Logger: env.Logger, Egress: &env.Egress})
 }
 
 // Check reads one day of the usage report: it needs an admin key.

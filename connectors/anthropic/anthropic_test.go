@@ -244,7 +244,7 @@ func TestEmptyPageAndCredentials(t *testing.T) {
 	assert.Empty(t, out.Events)
 	assert.Equal(t, "2025-08-01T00:00:00Z", sourcetest.DecodeCursor[map[string]string](t, out.LastCursor())["usage"], "nothing read, nothing skipped")
 
-	_, err := anthropic.FromCredentials(map[string]string{}, nil)
+	_, err := anthropic.FromCredentials(map[string]string{}, source.Env{})
 	assert.EqualError(t, err, "anthropic credentials: missing api_key")
 	_, err = anthropic.New(anthropic.Config{APIKey: "k", BucketWidth: "1m"})
 	assert.ErrorContains(t, err, `bucket width must be 1d or 1h, got "1m"`)

@@ -93,6 +93,9 @@ type Config struct {
 	RetryWaitMax time.Duration
 	HTTPClient   *http.Client
 	Logger       *slog.Logger
+	// Egress bounds the addresses called; nil: any (tests, an operator's
+	// own address). FromCredentials always sets the service policy.
+	Egress *source.Egress
 }
 
 var queryID = regexp.MustCompile(`^[a-z][a-zA-Z0-9_]*$`)
@@ -194,8 +197,11 @@ func New(cfg Config) (*Source, error) {
 			})
 		},
 	}
-	if cfg.HTTPClient != nil {
+	switch {
+	case cfg.HTTPClient != nil:
 		awsCfg.HTTPClient = cfg.HTTPClient
+	case cfg.Egress != nil:
+		awsCfg.HTTPClient = cfg.Egress.Client(0) // the SDK bounds each attempt itself
 	}
 	s := &Source{cfg: cfg, secrets: []string{cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken},
 		log: cfg.Logger.With("component", "connector", "service", Service)}
@@ -216,7 +222,7 @@ func New(cfg Config) (*Source, error) {
 // secret_access_key, region (required); session_token, cost_tag,
 // cost_metric, and the endpoint overrides ce_endpoint / cloudwatch_endpoint
 // (optional, for tests).
-func FromCredentials(creds map[string]string, logger *slog.Logger) (*Source, error) {
+func FromCredentials(creds map[string]string, env source.Env) (*Source, error) {
 	var missing []string
 	for _, k := range []string{"access_key_id", "secret_access_key", "region"} {
 		if creds[k] == "" {
@@ -231,7 +237,7 @@ func FromCredentials(creds map[string]string, logger *slog.Logger) (*Source, err
 		SessionToken: creds["session_token"], Region: creds["region"],
 		CostTag: creds["cost_tag"], CostMetric: creds["cost_metric"],
 		CostExplorerEndpoint: creds["ce_endpoint"], CloudWatchEndpoint: creds["cloudwatch_endpoint"],
-		Logger: logger,
+		Logger: env.Logger, Egress: &env.Egress,
 	})
 }
 

@@ -395,14 +395,14 @@ func TestCloudWatchAuthFailureAndBadPoint(t *testing.T) {
 }
 
 func TestCredentials(t *testing.T) {
-	_, err := aws.FromCredentials(map[string]string{"access_key_id": accessKey}, nil)
+	_, err := aws.FromCredentials(map[string]string{"access_key_id": accessKey}, source.Env{})
 	assert.EqualError(t, err, "aws credentials: missing secret_access_key, region")
 	_, err = aws.New(aws.Config{AccessKeyID: "a", SecretAccessKey: "b", Region: "r", CostMetric: "Cheapest",
 		Metrics: []aws.MetricQuery{{ID: "M1"}, {ID: "m2", Feature: "f", Namespace: "n"}}})
 	for _, want := range []string{`cost metric must be one of`, `id "M1" must start with a lower-case letter`, "metrics[0]: feature is required", "metrics[1]: give either expression or namespace and metric name"} {
 		assert.ErrorContains(t, err, want)
 	}
-	src, err := aws.FromCredentials(map[string]string{"access_key_id": accessKey, "secret_access_key": secretKey, "region": "eu-west-1"}, nil)
+	src, err := aws.FromCredentials(map[string]string{"access_key_id": accessKey, "secret_access_key": secretKey, "region": "eu-west-1"}, source.Env{})
 	require.NoError(t, err)
 	assert.NotNil(t, src)
 	assert.False(t, strings.Contains(err2str(err), secretKey))

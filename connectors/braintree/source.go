@@ -41,6 +41,9 @@ type Config struct {
 	RequestsPerSecond          float64
 	RetryWaitMin, RetryWaitMax time.Duration
 	Logger                     *slog.Logger
+	// Egress bounds the addresses called; nil: any (tests, an operator's
+	// own address). FromCredentials always sets the service policy.
+	Egress *source.Egress
 }
 
 // Validate reports every problem of the configuration.
@@ -97,6 +100,7 @@ func New(cfg Config) (*Source, error) {
 	log := cfg.Logger.With("component", "connector", "service", ServiceType, "merchant_id", cfg.MerchantID)
 	pub, priv := cfg.PublicKey, cfg.PrivateKey
 	h, err := source.NewHTTP(source.HTTPConfig{
+		Egress:  cfg.Egress,
 		Service: ServiceType, BaseURL: cfg.BaseURL, Secrets: []string{priv, pub},
 		Authorize: func(r *http.Request) {
 			r.SetBasicAuth(pub, priv)
@@ -113,12 +117,12 @@ func New(cfg Config) (*Source, error) {
 
 // FromCredentials builds a Source from the service catalog's credentials:
 // merchant_id, public_key and private_key are required; base_url is optional.
-func FromCredentials(creds map[string]string, logger *slog.Logger) (*Source, error) {
+func FromCredentials(creds map[string]string, env source.Env) (*Source, error) {
 	if err := source.RequireCredentials(ServiceType, creds, "merchant_id", "public_key", "private_key"); err != nil {
 		return nil, err
 	}
 	return New(Config{MerchantID: creds["merchant_id"], PublicKey: creds["public_key"], PrivateKey: creds["private_key"],
-		BaseURL: creds["base_url"], Logger: logger})
+		BaseURL: creds["base_url"], Logger: env.Logger, Egress: &env.Egress})
 }
 
 // paymentsQuery searches sales and refunds by creation time. Field names are

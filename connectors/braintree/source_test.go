@@ -174,7 +174,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestFromCredentials(t *testing.T) {
-	_, err := FromCredentials(map[string]string{"private_key": testPrivate}, nil)
+	_, err := FromCredentials(map[string]string{"private_key": testPrivate}, source.Env{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `"merchant_id"`)
 	assert.Contains(t, err.Error(), `"public_key"`)
@@ -184,7 +184,7 @@ func TestFromCredentials(t *testing.T) {
 	fake := &fakeBraintree{t: t}
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
-	s, err := FromCredentials(map[string]string{"merchant_id": "airbyte", "public_key": testPublic, "private_key": testPrivate, "base_url": srv.URL}, nil)
+	s, err := FromCredentials(map[string]string{"merchant_id": "airbyte", "public_key": testPublic, "private_key": testPrivate, "base_url": srv.URL}, sourcetest.Local(t))
 	require.NoError(t, err)
 	require.NoError(t, s.Check(context.Background()))
 }
@@ -195,7 +195,7 @@ func TestSecretsStayOutOfLogs(t *testing.T) {
 	fake := &fakeBraintree{t: t, throttleOnce: true} // a retry is logged
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
-	s, err := FromCredentials(map[string]string{"merchant_id": "airbyte", "public_key": testPublic, "private_key": testPrivate, "base_url": srv.URL}, logger)
+	s, err := FromCredentials(map[string]string{"merchant_id": "airbyte", "public_key": testPublic, "private_key": testPrivate, "base_url": srv.URL}, source.Env{Logger: logger, Egress: sourcetest.Local(t).Egress})
 	require.NoError(t, err)
 	require.NoError(t, s.Read(context.Background(), nil, &sourcetest.Collector{}))
 	fake.status, fake.body = http.StatusUnauthorized, `{"errors":[{"message":"bad key `+testPrivate+`"}]}`

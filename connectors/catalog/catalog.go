@@ -6,7 +6,6 @@ package catalog
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"slices"
 	"sort"
@@ -28,16 +27,18 @@ const (
 func (c Category) Valid() bool { return c == Usage || c == Revenue }
 
 // Factory builds the Source of one configured service from its credentials
-// (the fields of its Type). It must not call the service: Source.Check does.
-// Its errors must not quote a credential value.
-type Factory func(creds map[string]string, logger *slog.Logger) (source.Source, error)
+// (the fields of its Type) and env (a logger, and the egress policy every
+// address it calls must pass: a base_url refused by it is an error naming
+// the field). It must not call the service: Source.Check does. Its errors
+// must not quote a credential value.
+type Factory func(creds map[string]string, env source.Env) (source.Source, error)
 
 // FactoryOf adapts a connector's constructor that returns its own concrete
 // type (e.g. stripe.FromCredentials returning *stripe.Source) to a Factory.
 // On error it returns a nil Source, never an interface holding a nil pointer.
-func FactoryOf[S source.Source](from func(creds map[string]string, logger *slog.Logger) (S, error)) Factory {
-	return func(creds map[string]string, logger *slog.Logger) (source.Source, error) {
-		s, err := from(creds, logger)
+func FactoryOf[S source.Source](from func(creds map[string]string, env source.Env) (S, error)) Factory {
+	return func(creds map[string]string, env source.Env) (source.Source, error) {
+		s, err := from(creds, env)
 		if err != nil {
 			return nil, err
 		}

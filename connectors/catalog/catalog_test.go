@@ -3,7 +3,6 @@ package catalog_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"slices"
 	"testing"
 
@@ -151,12 +150,12 @@ func (s *checkOnly) Read(context.Context, source.Cursor, source.Emitter) error {
 func TestDefaultAttachesFactories(t *testing.T) {
 	want := errors.New("from the stripe factory")
 	c, err := catalog.Default(map[string]catalog.Factory{
-		"stripe": func(map[string]string, *slog.Logger) (source.Source, error) { return &checkOnly{err: want}, nil },
+		"stripe": func(map[string]string, source.Env) (source.Source, error) { return &checkOnly{err: want}, nil },
 	})
 	require.NoError(t, err)
 	typ, _ := c.Lookup("stripe")
 	require.NotNil(t, typ.New)
-	src, err := typ.New(map[string]string{"api_key": "k"}, slog.New(slog.DiscardHandler))
+	src, err := typ.New(map[string]string{"api_key": "k"}, source.Env{})
 	require.NoError(t, err)
 	assert.ErrorIs(t, src.Check(context.Background()), want)
 	other, _ := c.Lookup("openai")
@@ -192,17 +191,17 @@ func TestLookupReturnsCopies(t *testing.T) {
 }
 
 func TestFactoryOf(t *testing.T) {
-	from := func(creds map[string]string, _ *slog.Logger) (*checkOnly, error) {
+	from := func(creds map[string]string, _ source.Env) (*checkOnly, error) {
 		if creds["api_key"] == "" {
 			return nil, errors.New("api_key is empty")
 		}
 		return &checkOnly{}, nil
 	}
 	f := catalog.FactoryOf(from)
-	src, err := f(map[string]string{"api_key": "k"}, slog.New(slog.DiscardHandler))
+	src, err := f(map[string]string{"api_key": "k"}, source.Env{})
 	require.NoError(t, err)
 	assert.NotNil(t, src)
-	src, err = f(map[string]string{}, slog.New(slog.DiscardHandler))
+	src, err = f(map[string]string{}, source.Env{})
 	require.Error(t, err)
 	assert.True(t, src == nil, "a failed constructor yields a nil interface, not a typed nil")
 }

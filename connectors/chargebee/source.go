@@ -36,6 +36,9 @@ type Config struct {
 	RequestsPerSecond          float64
 	RetryWaitMin, RetryWaitMax time.Duration
 	Logger                     *slog.Logger
+	// Egress bounds the addresses called; nil: any (tests, an operator's
+	// own address). FromCredentials always sets the service policy.
+	Egress *source.Egress
 }
 
 // Validate reports every problem of the configuration.
@@ -83,6 +86,7 @@ func New(cfg Config) (*Source, error) {
 	}
 	key := cfg.APIKey
 	h, err := source.NewHTTP(source.HTTPConfig{
+		Egress:  cfg.Egress,
 		Service: ServiceType, BaseURL: cfg.BaseURL, Secrets: []string{key},
 		// Chargebee takes the API key as the basic-auth user name, no password.
 		Authorize:         func(r *http.Request) { r.SetBasicAuth(key, "") },
@@ -101,11 +105,11 @@ func (s *Source) BaseURL() string { return s.cfg.BaseURL }
 
 // FromCredentials builds a Source from the service catalog's credentials:
 // api_key and site are required; base_url is optional (tests, proxies).
-func FromCredentials(creds map[string]string, logger *slog.Logger) (*Source, error) {
+func FromCredentials(creds map[string]string, env source.Env) (*Source, error) {
 	if err := source.RequireCredentials(ServiceType, creds, "api_key", "site"); err != nil {
 		return nil, err
 	}
-	return New(Config{APIKey: creds["api_key"], Site: creds["site"], BaseURL: creds["base_url"], Logger: logger})
+	return New(Config{APIKey: creds["api_key"], Site: creds["site"], BaseURL: creds["base_url"], Logger: env.Logger, Egress: &env.Egress})
 }
 
 // Check lists one customer: the cheapest call that needs a valid key.

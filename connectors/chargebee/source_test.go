@@ -237,26 +237,26 @@ func TestCheck(t *testing.T) {
 }
 
 func TestFromCredentials(t *testing.T) {
-	_, err := FromCredentials(map[string]string{}, nil)
+	_, err := FromCredentials(map[string]string{}, source.Env{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `"api_key"`)
 	assert.Contains(t, err.Error(), `"site"`)
 
-	_, err = FromCredentials(map[string]string{"api_key": testKey}, nil)
+	_, err = FromCredentials(map[string]string{"api_key": testKey}, source.Env{})
 	require.ErrorContains(t, err, `"site"`)
 	assert.NotContains(t, err.Error(), testKey)
 
-	_, err = FromCredentials(map[string]string{"api_key": testKey, "site": "acme.chargebee.com"}, nil)
+	_, err = FromCredentials(map[string]string{"api_key": testKey, "site": "acme.chargebee.com"}, source.Env{})
 	require.ErrorContains(t, err, "bare site name")
 
-	s, err := FromCredentials(map[string]string{"api_key": testKey, "site": "acme"}, nil)
+	s, err := FromCredentials(map[string]string{"api_key": testKey, "site": "acme"}, source.Env{})
 	require.NoError(t, err)
 	assert.Equal(t, "https://acme.chargebee.com", s.BaseURL(), "site names the API host")
 
 	fake := newFake(t)
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
-	s, err = FromCredentials(map[string]string{"api_key": testKey, "site": "acme", "base_url": srv.URL}, nil)
+	s, err = FromCredentials(map[string]string{"api_key": testKey, "site": "acme", "base_url": srv.URL}, sourcetest.Local(t))
 	require.NoError(t, err)
 	require.NoError(t, s.Check(context.Background()))
 }
@@ -268,7 +268,7 @@ func TestSecretsStayOutOfLogs(t *testing.T) {
 	fake.throttleOnce = "customers" // a retry is logged
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
-	s, err := FromCredentials(map[string]string{"api_key": testKey, "site": "acme", "base_url": srv.URL}, logger)
+	s, err := FromCredentials(map[string]string{"api_key": testKey, "site": "acme", "base_url": srv.URL}, source.Env{Logger: logger, Egress: sourcetest.Local(t).Egress})
 	require.NoError(t, err)
 	require.NoError(t, s.Read(context.Background(), nil, &sourcetest.Collector{}))
 	fake.status, fake.body = http.StatusUnauthorized, `{"message":"bad key `+testKey+`"}`

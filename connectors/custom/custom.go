@@ -82,6 +82,9 @@ type Config struct {
 	RetryWaitMin, RetryWaitMax time.Duration // defaults 500ms / 30s
 	Timeout                    time.Duration // default 60s
 	Logger                     *slog.Logger
+	// Egress bounds the addresses called; nil: any (tests, an operator's
+	// own address). FromCredentials always sets the service policy.
+	Egress *source.Egress
 }
 
 // Validate reports every problem of the configuration.
@@ -163,6 +166,7 @@ func New(cfg Config) (*Source, error) {
 	log := cfg.Logger.With("component", "connector", "service", cfg.Kind)
 	key, header := cfg.APIKey, cfg.AuthHeader
 	h, err := source.NewHTTP(source.HTTPConfig{
+		Egress:  cfg.Egress,
 		Service: cfg.Kind, BaseURL: cfg.BaseURL, Secrets: []string{key},
 		Authorize: func(r *http.Request) {
 			if strings.EqualFold(header, "Authorization") {
@@ -182,11 +186,11 @@ func New(cfg Config) (*Source, error) {
 
 // FromCredentials builds a source from stored settings: api_key and
 // base_url (required), a mapping (mapping: inline YAML, or mapping_file: a
-// path; required), and optionally account_id, kind, auth_header, path,
+// file inside env.MappingDir; required), and optionally account_id, kind, auth_header, path,
 // records_path, stream, pagination, cursor_param, next_cursor_path,
 // has_more_path, page_param, offset_param, limit_param, page_size,
 // next_url_path, since_param.
-func FromCredentials(creds map[string]string, logger *slog.Logger) (*Source, error) {
+func FromCredentials(creds map[string]string, env source.Env) (*Source, error) {
 	var missing []string
 	for _, k := range []string{"api_key", "base_url"} {
 		if creds[k] == "" {
@@ -204,7 +208,10 @@ func FromCredentials(creds map[string]string, logger *slog.Logger) (*Source, err
 	if creds["mapping"] != "" {
 		m, err = mapping.Parse([]byte(creds["mapping"]))
 	} else {
-		m, err = mapping.Load(creds["mapping_file"])
+		m, err = mapping.LoadIn(env.MappingDir, creds["mapping_file"])
+		if errors.Is(err, mapping.ErrOutsideDir) {
+			return nil, fmt.Errorf("custom credentials: mapping_file: %w", err)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("custom credentials: %w", err)
@@ -221,7 +228,7 @@ func FromCredentials(creds map[string]string, logger *slog.Logger) (*Source, err
 		Stream: creds["stream"], Mapping: m, Pagination: creds["pagination"],
 		CursorParam: creds["cursor_param"], NextCursorPath: creds["next_cursor_path"], HasMorePath: creds["has_more_path"],
 		PageParam: creds["page_param"], OffsetParam: creds["offset_param"], LimitParam: creds["limit_param"],
-		PageSize: size, NextURLPath: creds["next_url_path"], SinceParam: creds["since_param"], Logger: logger,
+		PageSize: size, NextURLPath: creds["next_url_path"], SinceParam: creds["since_param"], Logger: env.Logger, Egress: &env.Egress,
 	})
 }
 

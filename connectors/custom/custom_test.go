@@ -14,6 +14,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -308,18 +310,76 @@ func TestLinkToAnotherHostIsRefused(t *testing.T) {
 }
 
 func TestCredentials(t *testing.T) {
-	_, err := custom.FromCredentials(map[string]string{}, nil)
+	_, err := custom.FromCredentials(map[string]string{}, source.Env{})
 	assert.EqualError(t, err, "custom credentials: missing api_key, base_url, mapping (or mapping_file)")
-	_, err = custom.FromCredentials(map[string]string{"api_key": "k", "base_url": "http://127.0.0.1:1", "mapping": "version: 2"}, nil)
+	_, err = custom.FromCredentials(map[string]string{"api_key": "k", "base_url": "http://127.0.0.1:1", "mapping": "version: 2"}, sourcetest.Local(t))
 	assert.ErrorContains(t, err, "version: must be 1")
 	src, err := custom.FromCredentials(map[string]string{"api_key": "k", "base_url": "http://127.0.0.1:1", "mapping": usageMapping,
-		"account_id": "acct_1", "pagination": "page", "page_size": "50"}, nil)
+		"account_id": "acct_1", "pagination": "page", "page_size": "50"}, sourcetest.Local(t))
 	require.NoError(t, err)
 	assert.NotNil(t, src)
-	_, err = custom.FromCredentials(map[string]string{"api_key": "k", "base_url": "http://127.0.0.1:1", "mapping_file": "../mapping/examples/faker.yaml", "page_size": "x"}, nil)
+	inExamples := sourcetest.Local(t)
+	inExamples.MappingDir = "../mapping/examples"
+	_, err = custom.FromCredentials(map[string]string{"api_key": "k", "base_url": "http://127.0.0.1:1", "mapping_file": "faker.yaml", "page_size": "x"}, inExamples)
 	assert.ErrorContains(t, err, `page_size must be a positive integer, got "x"`)
 	_, err = custom.New(custom.Config{Kind: "custom-cost", BaseURL: "ftp://x", Pagination: "scroll"})
 	for _, want := range []string{`kind must be custom-usage or custom-revenue`, "base_url must be an absolute http(s) URL", "api_key is required", "a mapping is required", `pagination must be none, cursor, page, offset or link, got "scroll"`} {
 		assert.ErrorContains(t, err, want)
+	}
+}
+
+// mapping_file comes through the API: it may name a file inside the mapping
+// directory only, however it is spelled.
+func TestMappingFileStaysInItsDirectory(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "mappings")
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "sub"), 0o755))
+	for _, f := range []string{filepath.Join(dir, "good.yaml"), filepath.Join(dir, "sub", "ok.yaml"), filepath.Join(root, "outside.yaml")} {
+		require.NoError(t, os.WriteFile(f, []byte(usageMapping), 0o600))
+	}
+	require.NoError(t, os.Symlink(filepath.Join(root, "outside.yaml"), filepath.Join(dir, "link-out.yaml")))
+	require.NoError(t, os.Symlink(filepath.Join("sub", "ok.yaml"), filepath.Join(dir, "link-in.yaml")))
+	require.NoError(t, os.Symlink(filepath.Join("..", "outside.yaml"), filepath.Join(dir, "link-up.yaml")))
+	require.NoError(t, os.Symlink(root, filepath.Join(dir, "up")))
+
+	for _, tc := range []struct {
+		name, file, dir string
+		outside         bool // refused as leaving the directory
+		otherErr        string
+	}{
+		{name: "relative", file: "good.yaml"},
+		{name: "in a subdirectory", file: "sub/ok.yaml"},
+		{name: "absolute inside", file: filepath.Join(dir, "good.yaml")},
+		{name: "a link inside to inside", file: "link-in.yaml"},
+		{name: "dot-dot out", file: "../outside.yaml", outside: true},
+		{name: "dot-dot through a subdirectory", file: "sub/../../outside.yaml", outside: true},
+		{name: "absolute elsewhere", file: "/etc/passwd", outside: true},
+		{name: "absolute with dot-dot", file: dir + "/../outside.yaml", outside: true},
+		{name: "a link to outside", file: "link-out.yaml", outside: true},
+		{name: "a relative link climbing out", file: "link-up.yaml", outside: true},
+		{name: "through a directory link to outside", file: "up/outside.yaml", outside: true},
+		{name: "no directory configured", file: "good.yaml", dir: "-", outside: true},
+		{name: "missing", file: "nope.yaml", otherErr: "read mapping file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := sourcetest.Local(t)
+			env.MappingDir = dir
+			if tc.dir == "-" {
+				env.MappingDir = ""
+			}
+			src, err := custom.FromCredentials(map[string]string{"api_key": "k", "base_url": "http://127.0.0.1:1", "mapping_file": tc.file}, env)
+			switch {
+			case tc.outside:
+				require.Error(t, err)
+				assert.ErrorIs(t, err, mapping.ErrOutsideDir)
+				assert.Contains(t, err.Error(), "mapping_file: ")
+			case tc.otherErr != "":
+				assert.ErrorContains(t, err, tc.otherErr)
+				assert.NotErrorIs(t, err, mapping.ErrOutsideDir)
+			default:
+				require.NoError(t, err)
+				assert.NotNil(t, src)
+			}
+		})
 	}
 }

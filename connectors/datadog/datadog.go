@@ -63,6 +63,9 @@ type Config struct {
 	RequestsPerSecond          float64
 	RetryWaitMin, RetryWaitMax time.Duration
 	Logger                     *slog.Logger
+	// Egress bounds the addresses called; nil: any (tests, an operator's
+	// own address). FromCredentials always sets the service policy.
+	Egress *source.Egress
 }
 
 // Validate reports every problem of the configuration.
@@ -128,6 +131,7 @@ func New(cfg Config) (*Source, error) {
 	log := cfg.Logger.With("component", "connector", "service", Service)
 	apiKey, appKey := cfg.APIKey, cfg.AppKey
 	h, err := source.NewHTTP(source.HTTPConfig{
+		Egress:  cfg.Egress,
 		Service: Service, BaseURL: cfg.BaseURL, Secrets: []string{apiKey, appKey},
 		Authorize: func(r *http.Request) {
 			r.Header.Set("DD-API-KEY", apiKey)
@@ -149,7 +153,7 @@ func (s *Source) BaseURL() string { return s.cfg.BaseURL }
 
 // FromCredentials builds a source from stored credentials: api_key and
 // app_key (required); site, attribution_tag and base_url (optional).
-func FromCredentials(creds map[string]string, logger *slog.Logger) (*Source, error) {
+func FromCredentials(creds map[string]string, env source.Env) (*Source, error) {
 	var missing []string
 	for _, k := range []string{"api_key", "app_key"} {
 		if creds[k] == "" {
@@ -160,7 +164,7 @@ func FromCredentials(creds map[string]string, logger *slog.Logger) (*Source, err
 		return nil, fmt.Errorf("datadog credentials: missing %s", strings.Join(missing, ", "))
 	}
 	return New(Config{APIKey: creds["api_key"], AppKey: creds["app_key"], Site: creds["site"],
-		BaseURL: creds["base_url"], AttributionTag: creds["attribution_tag"], Logger: logger})
+		BaseURL: creds["base_url"], AttributionTag: creds["attribution_tag"], Logger: env.Logger, Egress: &env.Egress})
 }
 
 // Check reads one hour of hourly usage: it needs both keys and the

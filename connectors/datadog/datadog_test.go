@@ -376,18 +376,18 @@ func TestMalformedPageAndEmptyPage(t *testing.T) {
 }
 
 func TestCredentials(t *testing.T) {
-	_, err := datadog.FromCredentials(map[string]string{}, nil)
+	_, err := datadog.FromCredentials(map[string]string{}, source.Env{})
 	assert.EqualError(t, err, "datadog credentials: missing api_key, app_key")
-	_, err = datadog.FromCredentials(map[string]string{"api_key": apiKey}, nil)
+	_, err = datadog.FromCredentials(map[string]string{"api_key": apiKey}, source.Env{})
 	assert.EqualError(t, err, "datadog credentials: missing app_key")
 	// site picks the API host; base_url wins over it.
-	src, err := datadog.FromCredentials(map[string]string{"api_key": apiKey, "app_key": appKey, "site": "datadoghq.eu"}, nil)
+	src, err := datadog.FromCredentials(map[string]string{"api_key": apiKey, "app_key": appKey, "site": "datadoghq.eu"}, source.Env{})
 	require.NoError(t, err)
 	assert.Equal(t, "https://api.datadoghq.eu", src.BaseURL())
-	src, err = datadog.FromCredentials(map[string]string{"api_key": apiKey, "app_key": appKey, "site": ""}, nil)
+	src, err = datadog.FromCredentials(map[string]string{"api_key": apiKey, "app_key": appKey, "site": ""}, source.Env{})
 	require.NoError(t, err)
 	assert.Equal(t, "https://api.datadoghq.com", src.BaseURL(), "the form's blank site is US1")
-	src, err = datadog.FromCredentials(map[string]string{"api_key": apiKey, "app_key": appKey, "site": "us5.datadoghq.com", "base_url": "http://127.0.0.1:1"}, nil)
+	src, err = datadog.FromCredentials(map[string]string{"api_key": apiKey, "app_key": appKey, "site": "us5.datadoghq.com", "base_url": "http://127.0.0.1:1"}, sourcetest.Local(t))
 	require.NoError(t, err)
 	assert.Equal(t, "http://127.0.0.1:1", src.BaseURL())
 	_, err = datadog.New(datadog.Config{APIKey: "a", AppKey: "b", Streams: []string{"logs"}})

@@ -17,7 +17,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -207,6 +209,59 @@ func Load(path string) (*Mapping, error) {
 	var le *LoadError
 	if errors.As(err, &le) {
 		le.File = path
+	}
+	return m, err
+}
+
+// ErrOutsideDir is wrapped by LoadIn for a name that leaves its directory.
+var ErrOutsideDir = errors.New("must name a file inside the mapping directory")
+
+// maxFileBytes bounds a mapping file read by LoadIn.
+const maxFileBytes = 1 << 20
+
+// LoadIn loads the mapping file name from inside dir only: a name relative
+// to dir, or an absolute path under it. An absolute path elsewhere, a ".."
+// that climbs out, or a symbolic link whose target lies outside dir is
+// ErrOutsideDir (the file is opened through os.Root, which resolves every
+// component within dir; an absolute link target counts as outside). For names that come from outside the operator
+// (a service configured through the API).
+func LoadIn(dir, name string) (*Mapping, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("%w: no mapping directory is configured", ErrOutsideDir)
+	}
+	rel := name
+	if filepath.IsAbs(name) {
+		absDir, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, fmt.Errorf("mapping directory: %w", err)
+		}
+		if rel, err = filepath.Rel(absDir, filepath.Clean(name)); err != nil {
+			return nil, fmt.Errorf("%w (%s)", ErrOutsideDir, dir)
+		}
+	}
+	if rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return nil, fmt.Errorf("%w (%s)", ErrOutsideDir, dir)
+	}
+	f, err := os.OpenInRoot(dir, rel)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "escapes") {
+			return nil, fmt.Errorf("%w (%s): a link on the way leads outside (links must be relative and stay inside)", ErrOutsideDir, dir)
+		}
+		return nil, fmt.Errorf("read mapping file %s: %w", rel, errors.Unwrap(err))
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read mapping file %s: %w", rel, err)
+	}
+	if len(b) > maxFileBytes {
+		return nil, fmt.Errorf("mapping file %s is larger than %d bytes", rel, maxFileBytes)
+	}
+	m, err := Parse(b)
+	var le *LoadError
+	if errors.As(err, &le) {
+		le.File = rel
 	}
 	return m, err
 }

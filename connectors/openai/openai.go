@@ -81,6 +81,9 @@ type Config struct {
 	RequestsPerSecond          float64       // default 5
 	RetryWaitMin, RetryWaitMax time.Duration // backoff bounds, defaults of source.HTTP
 	Logger                     *slog.Logger
+	// Egress bounds the addresses called; nil: any (tests, an operator's
+	// own address). FromCredentials always sets the service policy.
+	Egress *source.Egress
 }
 
 // Validate reports every problem of the configuration.
@@ -147,6 +150,7 @@ func New(cfg Config) (*Source, error) {
 	log := cfg.Logger.With("component", "connector", "service", Service)
 	key, org := cfg.APIKey, strings.TrimSpace(cfg.Organization)
 	h, err := source.NewHTTP(source.HTTPConfig{
+		Egress:  cfg.Egress,
 		Service: Service, BaseURL: cfg.BaseURL, Secrets: []string{key},
 		Authorize: func(r *http.Request) {
 			r.Header.Set("Authorization", "Bearer "+key)
@@ -168,11 +172,11 @@ func New(cfg Config) (*Source, error) {
 // FromCredentials builds a source from stored credentials: api_key
 // (required), org_id (optional: the OpenAI-Organization header) and base_url
 // (optional, for tests and proxies).
-func FromCredentials(creds map[string]string, logger *slog.Logger) (*Source, error) {
+func FromCredentials(creds map[string]string, env source.Env) (*Source, error) {
 	if creds["api_key"] == "" {
 		return nil, errors.New("openai credentials: missing api_key")
 	}
-	return New(Config{APIKey: creds["api_key"], Organization: creds["org_id"], BaseURL: creds["base_url"], Logger: logger})
+	return New(Config{APIKey: creds["api_key"], Organization: creds["org_id"], BaseURL: creds["base_url"], Logger: env.Logger, Egress: &env.Egress})
 }
 
 // Check reads one day of completions usage: an admin key is required.

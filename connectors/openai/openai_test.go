@@ -428,7 +428,7 @@ func TestOrganizationHeader(t *testing.T) {
 		if org != "" {
 			creds["org_id"] = org
 		}
-		src, err := openai.FromCredentials(creds, nil)
+		src, err := openai.FromCredentials(creds, sourcetest.Local(t))
 		require.NoError(t, err)
 		require.NoError(t, src.Check(context.Background()), "the recorded completions page answers the check")
 		state.mu.Lock()
@@ -443,9 +443,9 @@ func TestOrganizationHeader(t *testing.T) {
 }
 
 func TestFromCredentials(t *testing.T) {
-	_, err := openai.FromCredentials(map[string]string{}, nil)
+	_, err := openai.FromCredentials(map[string]string{}, source.Env{})
 	assert.EqualError(t, err, "openai credentials: missing api_key")
-	src, err := openai.FromCredentials(map[string]string{"api_key": apiKey, "base_url": "http://127.0.0.1:1"}, nil)
+	src, err := openai.FromCredentials(map[string]string{"api_key": apiKey, "base_url": "http://127.0.0.1:1"}, sourcetest.Local(t))
 	require.NoError(t, err)
 	assert.NotNil(t, src)
 	_, err = openai.New(openai.Config{APIKey: apiKey, BucketWidth: "1w", Endpoints: []string{"chat"}})

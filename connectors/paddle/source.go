@@ -43,6 +43,9 @@ type Config struct {
 	RequestsPerSecond          float64
 	RetryWaitMin, RetryWaitMax time.Duration
 	Logger                     *slog.Logger
+	// Egress bounds the addresses called; nil: any (tests, an operator's
+	// own address). FromCredentials always sets the service policy.
+	Egress *source.Egress
 }
 
 // Validate reports every problem of the configuration.
@@ -87,6 +90,7 @@ func New(cfg Config) (*Source, error) {
 	log := cfg.Logger.With("component", "connector", "service", ServiceType, "vendor_id", cfg.VendorID)
 	key := cfg.APIKey
 	h, err := source.NewHTTP(source.HTTPConfig{
+		Egress:  cfg.Egress,
 		Service: ServiceType, BaseURL: cfg.BaseURL, Secrets: []string{key},
 		Authorize:         func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+key) },
 		RequestsPerSecond: cfg.RequestsPerSecond, RetryWaitMin: cfg.RetryWaitMin, RetryWaitMax: cfg.RetryWaitMax,
@@ -100,11 +104,11 @@ func New(cfg Config) (*Source, error) {
 
 // FromCredentials builds a Source from the service catalog's credentials:
 // api_key and vendor_id are required; base_url is optional.
-func FromCredentials(creds map[string]string, logger *slog.Logger) (*Source, error) {
+func FromCredentials(creds map[string]string, env source.Env) (*Source, error) {
 	if err := source.RequireCredentials(ServiceType, creds, "api_key", "vendor_id"); err != nil {
 		return nil, err
 	}
-	return New(Config{APIKey: creds["api_key"], VendorID: creds["vendor_id"], BaseURL: creds["base_url"], Logger: logger})
+	return New(Config{APIKey: creds["api_key"], VendorID: creds["vendor_id"], BaseURL: creds["base_url"], Logger: env.Logger, Egress: &env.Egress})
 }
 
 // Check lists one customer.

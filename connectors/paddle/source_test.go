@@ -210,19 +210,19 @@ func TestCheck(t *testing.T) {
 }
 
 func TestFromCredentials(t *testing.T) {
-	_, err := FromCredentials(map[string]string{}, nil)
+	_, err := FromCredentials(map[string]string{}, source.Env{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `"api_key"`)
 	assert.Contains(t, err.Error(), `"vendor_id"`)
 
-	_, err = FromCredentials(map[string]string{"api_key": testKey}, nil)
+	_, err = FromCredentials(map[string]string{"api_key": testKey}, source.Env{})
 	require.ErrorContains(t, err, `"vendor_id"`)
 	assert.NotContains(t, err.Error(), testKey)
 
 	fake := newFake(t)
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
-	s, err := FromCredentials(map[string]string{"api_key": testKey, "vendor_id": "10889", "base_url": srv.URL}, nil)
+	s, err := FromCredentials(map[string]string{"api_key": testKey, "vendor_id": "10889", "base_url": srv.URL}, sourcetest.Local(t))
 	require.NoError(t, err)
 	require.NoError(t, s.Check(context.Background()))
 }
@@ -234,7 +234,7 @@ func TestSecretsStayOutOfLogs(t *testing.T) {
 	fake.throttleOnce = "customers" // a retry is logged
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
-	s, err := FromCredentials(map[string]string{"api_key": testKey, "vendor_id": "10889", "base_url": srv.URL}, logger)
+	s, err := FromCredentials(map[string]string{"api_key": testKey, "vendor_id": "10889", "base_url": srv.URL}, source.Env{Logger: logger, Egress: sourcetest.Local(t).Egress})
 	require.NoError(t, err)
 	require.NoError(t, s.Read(context.Background(), nil, &sourcetest.Collector{}))
 	fake.status, fake.body = http.StatusUnauthorized, `{"error":{"detail":"bad key `+testKey+`"}}`

@@ -40,6 +40,9 @@ type Config struct {
 	RequestsPerSecond          float64
 	RetryWaitMin, RetryWaitMax time.Duration
 	Logger                     *slog.Logger
+	// Egress bounds the addresses called; nil: any (tests, an operator's
+	// own address). FromCredentials always sets the service policy.
+	Egress *source.Egress
 }
 
 // Validate reports every problem of the configuration.
@@ -84,6 +87,7 @@ func New(cfg Config) (*Source, error) {
 	log := cfg.Logger.With("component", "connector", "service", ServiceType, "subdomain", cfg.Subdomain)
 	key := cfg.APIKey
 	h, err := source.NewHTTP(source.HTTPConfig{
+		Egress:  cfg.Egress,
 		Service: ServiceType, BaseURL: cfg.BaseURL, Secrets: []string{key},
 		Authorize: func(r *http.Request) {
 			r.SetBasicAuth(key, "")
@@ -100,11 +104,11 @@ func New(cfg Config) (*Source, error) {
 
 // FromCredentials builds a Source from the service catalog's credentials:
 // api_key and subdomain are required; base_url is optional.
-func FromCredentials(creds map[string]string, logger *slog.Logger) (*Source, error) {
+func FromCredentials(creds map[string]string, env source.Env) (*Source, error) {
 	if err := source.RequireCredentials(ServiceType, creds, "api_key", "subdomain"); err != nil {
 		return nil, err
 	}
-	return New(Config{APIKey: creds["api_key"], Subdomain: creds["subdomain"], BaseURL: creds["base_url"], Logger: logger})
+	return New(Config{APIKey: creds["api_key"], Subdomain: creds["subdomain"], BaseURL: creds["base_url"], Logger: env.Logger, Egress: &env.Egress})
 }
 
 // Check lists one account.
@@ -194,11 +198,19 @@ func (s *Source) readResource(ctx context.Context, res string, cur *cursor, out 
 		}
 		next := ""
 		if p.HasMore {
-			// next is a path with its cursor ("/accounts?cursor=…"); an
-			// absolute link is cut to its path so the base URL stays ours.
+			// next is a path with its cursor ("/accounts?cursor=…"). An
+			// absolute link must name the configured host itself: the key
+			// goes with the request, so a link elsewhere is an error, never
+			// followed (nor cut to its path, which would trust the rest).
 			u, err := url.Parse(p.Next)
 			if err != nil || p.Next == "" {
 				return fmt.Errorf("recurly: list %s page %d: has_more without a usable next %q", res, page, p.Next)
+			}
+			if u.Scheme != "" || u.Host != "" {
+				base, _ := url.Parse(s.cfg.BaseURL) // checked by source.NewHTTP
+				if !source.SameOrigin(base, u) {
+					return fmt.Errorf("recurly: list %s page %d: next link on %s leaves the configured host %s", res, page, u.Host, base.Host)
+				}
 			}
 			next = u.EscapedPath()
 			if u.RawQuery != "" {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -87,7 +89,7 @@ func newFake(t *testing.T) *fakeRecurly {
 	}
 	return &fakeRecurly{t: t, pages: map[string]string{
 		"/accounts?":        page(t, accounts, ""),
-		"/subscriptions?":   page(t, subs, "https://v3.recurly.com/subscriptions?cursor=s2&limit=200&order=asc&sort=updated_at"),
+		"/subscriptions?":   page(t, subs, "/subscriptions?cursor=s2&limit=200&order=asc&sort=updated_at"),
 		"/subscriptions?s2": page(t, []any{}, ""),
 		"/transactions?":    page(t, txs[:3], "/transactions?cursor=t2&limit=200&order=asc&sort=updated_at"),
 		"/transactions?t2":  page(t, append([]any{bad}, txs[3:]...), ""),
@@ -134,7 +136,7 @@ func TestReadPaginatesSkipsAndResumes(t *testing.T) {
 	require.Len(t, out.Cursors, 5)
 	var mid cursor
 	require.NoError(t, json.Unmarshal(out.Cursors[1], &mid))
-	assert.Equal(t, "/subscriptions?cursor=s2&limit=200&order=asc&sort=updated_at", mid.Next, "absolute next cut to its path")
+	assert.Equal(t, "/subscriptions?cursor=s2&limit=200&order=asc&sort=updated_at", mid.Next)
 	var last cursor
 	require.NoError(t, json.Unmarshal(out.Cursors[4], &last))
 	assert.Equal(t, map[string]string{"accounts": "2022-08-20T09:32:55Z", "subscriptions": "2022-08-11T08:20:39Z"}, last.Marks,
@@ -164,6 +166,47 @@ func TestReadPaginatesSkipsAndResumes(t *testing.T) {
 	assert.Equal(t, "t2", fake.reqs[0].URL.Query().Get("cursor"))
 }
 
+// The key travels with every page request: a next link is followed on the
+// configured host only; one naming another host is an error, never a request.
+func TestReadFollowsNextOnlyOnTheConfiguredHost(t *testing.T) {
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("a request reached another host: %s", r.URL)
+	}))
+	t.Cleanup(other.Close)
+	for _, tc := range []struct {
+		name, next string // next: "%s" is the fake's own address
+		refused    bool
+	}{
+		{name: "path", next: "/subscriptions?cursor=s2"},
+		{name: "absolute on the configured host", next: "%s/subscriptions?cursor=s2"},
+		{name: "another host", next: other.URL + "/subscriptions?cursor=s2", refused: true},
+		{name: "the vendor's host while configured elsewhere", next: "https://v3.recurly.com/subscriptions?cursor=s2", refused: true},
+		{name: "scheme-relative elsewhere", next: "//" + strings.TrimPrefix(other.URL, "http://") + "/subscriptions?cursor=s2", refused: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := newFake(t)
+			srv := httptest.NewServer(fake)
+			t.Cleanup(srv.Close)
+			next := tc.next
+			if strings.Contains(next, "%s") {
+				next = fmt.Sprintf(next, srv.URL)
+			}
+			fake.pages["/subscriptions?"] = page(t, []any{}, next)
+			s, err := New(Config{APIKey: testKey, Subdomain: "test", BaseURL: srv.URL, RequestsPerSecond: 1000})
+			require.NoError(t, err)
+			var out sourcetest.Collector
+			err = s.Read(context.Background(), nil, &out)
+			if !tc.refused {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "leaves the configured host")
+			assert.NotContains(t, err.Error(), testKey)
+		})
+	}
+}
+
 func TestReadAuthFailureStopsTheSync(t *testing.T) {
 	fake := newFake(t)
 	fake.status = http.StatusUnauthorized
@@ -179,7 +222,7 @@ func TestReadAuthFailureStopsTheSync(t *testing.T) {
 }
 
 func TestFromCredentials(t *testing.T) {
-	_, err := FromCredentials(map[string]string{}, nil)
+	_, err := FromCredentials(map[string]string{}, source.Env{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `"api_key"`)
 	assert.Contains(t, err.Error(), `"subdomain"`)
@@ -187,7 +230,7 @@ func TestFromCredentials(t *testing.T) {
 	fake := newFake(t)
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
-	s, err := FromCredentials(map[string]string{"api_key": testKey, "subdomain": "test", "base_url": srv.URL}, nil)
+	s, err := FromCredentials(map[string]string{"api_key": testKey, "subdomain": "test", "base_url": srv.URL}, sourcetest.Local(t))
 	require.NoError(t, err)
 	require.NoError(t, s.Check(context.Background()))
 	assert.Equal(t, "1", fake.reqs[0].URL.Query().Get("limit"))
@@ -200,7 +243,7 @@ func TestSecretsStayOutOfLogs(t *testing.T) {
 	fake.throttleOnce = "/accounts" // a retry is logged
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
-	s, err := FromCredentials(map[string]string{"api_key": testKey, "subdomain": "test", "base_url": srv.URL}, logger)
+	s, err := FromCredentials(map[string]string{"api_key": testKey, "subdomain": "test", "base_url": srv.URL}, source.Env{Logger: logger, Egress: sourcetest.Local(t).Egress})
 	require.NoError(t, err)
 	require.NoError(t, s.Read(context.Background(), nil, &sourcetest.Collector{}))
 	fake.status, fake.body = http.StatusUnauthorized, `{"error":{"message":"bad key `+testKey+`"}}`

@@ -83,6 +83,13 @@ type Config struct {
 	Table       Table             // required: records, on the topic Topic
 	Credentials credentials.Store // required
 	Catalog     *catalog.Catalog  // required
+	// Egress bounds the addresses a service's connector may call (its
+	// base_url, every address dialled). The zero value: https to public
+	// hosts only; cmd/uvr widens it from UVR_CONNECTOR_ALLOW_PRIVATE_HOSTS.
+	Egress source.Egress
+	// MappingDir is the directory a custom service's mapping_file must name
+	// a file in; "" refuses mapping_file (inline mapping still works).
+	MappingDir string
 
 	DefaultSyncInterval time.Duration // default 1h
 	TestTimeout         time.Duration // bound of one Test call; default 30s
@@ -160,6 +167,14 @@ func (r *Registry) Create(ctx context.Context, req NewService) (Service, error) 
 	interval := req.SyncInterval
 	if interval == 0 {
 		interval = r.cfg.DefaultSyncInterval
+	}
+	// Build the connector (no call is made) so that what only it judges —
+	// a base_url outside the egress policy, a malformed mapping — is refused
+	// now, not at the first sync.
+	if typ.New != nil {
+		if _, err := r.build(typ, creds, r.log); err != nil {
+			return Service{}, err
+		}
 	}
 
 	existing, err := r.List(ctx)
@@ -352,7 +367,7 @@ func (r *Registry) build(typ catalog.Type, creds map[string]string, log *slog.Lo
 	if typ.New == nil {
 		return nil, newError(KindInvalid, fmt.Sprintf("service type %s has no connector in this uvr", typ.Name), nil)
 	}
-	src, err := typ.New(creds, log)
+	src, err := typ.New(creds, source.Env{Logger: log, Egress: r.cfg.Egress, MappingDir: r.cfg.MappingDir})
 	if err != nil {
 		return nil, newError(KindInvalid, "the "+typ.Name+" credentials are not usable: "+redact(err.Error(), creds), nil)
 	}
@@ -367,6 +382,9 @@ func (r *Registry) check(ctx context.Context, typ catalog.Type, src source.Sourc
 	msg := redact(err.Error(), creds)
 	if source.IsAuth(err) {
 		return newError(KindAuth, msg, nil)
+	}
+	if source.IsEgress(err) { // the base_url's name resolved to a refused address
+		return newError(KindInvalid, msg, nil)
 	}
 	if ctx.Err() != nil {
 		msg = fmt.Sprintf("%s did not answer within %s: %s", typ.Name, r.cfg.TestTimeout, msg)

@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,12 +19,21 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/uvrhq/uvr/connectors/anthropic"
+	"github.com/uvrhq/uvr/connectors/braintree"
 	"github.com/uvrhq/uvr/connectors/catalog"
+	"github.com/uvrhq/uvr/connectors/chargebee"
 	"github.com/uvrhq/uvr/connectors/credentials"
 	"github.com/uvrhq/uvr/connectors/credentials/credentialstest"
+	"github.com/uvrhq/uvr/connectors/custom"
+	"github.com/uvrhq/uvr/connectors/datadog"
+	"github.com/uvrhq/uvr/connectors/openai"
+	"github.com/uvrhq/uvr/connectors/paddle"
+	"github.com/uvrhq/uvr/connectors/recurly"
 	"github.com/uvrhq/uvr/connectors/services"
 	"github.com/uvrhq/uvr/connectors/services/servicestest"
 	"github.com/uvrhq/uvr/connectors/source"
+	"github.com/uvrhq/uvr/connectors/stripe"
 	"github.com/uvrhq/uvr/deploy/servicetest"
 	"github.com/uvrhq/uvr/pipeline/kafka"
 )
@@ -390,4 +402,104 @@ func (s *cancelAfterPut) Put(ctx context.Context, id string, creds map[string]st
 		s.cancel()
 	}
 	return err
+}
+
+// A service's base_url is refused, when saved and when tested, unless it is
+// https to a public host or a host the operator allowed: every connector
+// that takes one, through the real constructors, names the field and why.
+func TestBaseURLEgressPolicy(t *testing.T) {
+	ctx := ctxT(t)
+	table := newTable(t, servicetest.KafkaBrokers(t), servicetest.Topic("test.services"))
+	store, err := credentials.NewLocal(credentials.LocalConfig{Dir: t.TempDir()}) // the sealed file store
+	require.NoError(t, err)
+	cat, err := catalog.Default(map[string]catalog.Factory{
+		"openai": catalog.FactoryOf(openai.FromCredentials), "anthropic": catalog.FactoryOf(anthropic.FromCredentials),
+		"datadog": catalog.FactoryOf(datadog.FromCredentials), "stripe": catalog.FactoryOf(stripe.FromCredentials),
+		"chargebee": catalog.FactoryOf(chargebee.FromCredentials), "paddle": catalog.FactoryOf(paddle.FromCredentials),
+		"recurly": catalog.FactoryOf(recurly.FromCredentials), "braintree": catalog.FactoryOf(braintree.FromCredentials),
+		"custom-usage": catalog.FactoryOf(custom.FromCredentials),
+	})
+	require.NoError(t, err)
+	allowed, err := source.ParseEgress([]string{"127.0.0.1"})
+	require.NoError(t, err)
+	strict, err := services.New(services.Config{Table: table, Credentials: store, Catalog: cat})
+	require.NoError(t, err)
+	local, err := services.New(services.Config{Table: table, Credentials: store, Catalog: cat, Egress: allowed})
+	require.NoError(t, err)
+
+	creds := map[string]map[string]string{
+		"openai": {"api_key": plantedSecret}, "anthropic": {"api_key": plantedSecret},
+		"datadog": {"api_key": plantedSecret, "app_key": "app-key-1"}, "stripe": {"api_key": plantedSecret},
+		"chargebee": {"api_key": plantedSecret, "site": "acme"}, "paddle": {"api_key": plantedSecret, "vendor_id": "1"},
+		"recurly":      {"api_key": plantedSecret, "subdomain": "acme"},
+		"braintree":    {"merchant_id": "m", "public_key": "pub-key-1", "private_key": plantedSecret},
+		"custom-usage": {"api_key": plantedSecret, "mapping": "version: 1\nsource: acme\nstreams:\n  custom-usage:\n    - type: usage\n      id: {path: id}\n      time: {path: t}\n      customer: {external_id: {path: c}}\n      feature: {path: f}\n      quantity: {path: q}\n"},
+	}
+	for typ, c := range creds {
+		for _, tc := range []struct{ url, reason string }{
+			{"http://127.0.0.1:12111", "loopback"},
+			{"https://169.254.169.254", "link-local"},
+			{"https://10.0.0.1", "private"},
+			{"https://[fd12::1]", "private"},
+			{"https://0.0.0.0", "unspecified"},
+			{"https://239.1.2.3", "multicast"},
+			{"http://billing.example.com", "plain http"},
+		} {
+			t.Run(typ+" "+tc.url, func(t *testing.T) {
+				withURL := maps.Clone(c)
+				withURL["base_url"] = tc.url
+				_, err := strict.Create(ctx, services.NewService{Type: typ, Name: typ + " " + tc.url, Credentials: withURL})
+				require.Error(t, err)
+				assert.Equal(t, services.KindInvalid, services.KindOf(err), "%v", err)
+				assert.Contains(t, err.Error(), "base_url")
+				assert.NotContains(t, err.Error(), plantedSecret)
+				if tc.reason != "plain http" {
+					assert.Contains(t, err.Error(), tc.reason)
+				}
+				err = strict.Test(ctx, typ, withURL)
+				require.Error(t, err)
+				assert.Equal(t, services.KindInvalid, services.KindOf(err), "%v", err)
+				assert.Contains(t, err.Error(), "base_url")
+			})
+		}
+		// The operator's opt-in lets the allowed host through (no call is made).
+		withURL := maps.Clone(c)
+		withURL["base_url"] = "http://127.0.0.1:1"
+		svc, err := local.Create(ctx, services.NewService{Type: typ, Name: typ + " local", Credentials: withURL})
+		require.NoError(t, err, typ)
+		require.NoError(t, local.Delete(ctx, svc.ID))
+	}
+}
+
+// A custom service's mapping_file names a file inside the configured
+// mapping directory, or the service is refused (400) naming the field.
+func TestMappingFileConfinedToMappingDir(t *testing.T) {
+	ctx := ctxT(t)
+	table := newTable(t, servicetest.KafkaBrokers(t), servicetest.Topic("test.services"))
+	store, err := credentials.NewLocal(credentials.LocalConfig{Dir: t.TempDir()})
+	require.NoError(t, err)
+	cat, err := catalog.Default(map[string]catalog.Factory{"custom-usage": catalog.FactoryOf(custom.FromCredentials)})
+	require.NoError(t, err)
+	egress, err := source.ParseEgress([]string{"127.0.0.1"})
+	require.NoError(t, err)
+	dir := t.TempDir()
+	reg, err := services.New(services.Config{Table: table, Credentials: store, Catalog: cat, Egress: egress, MappingDir: dir})
+	require.NoError(t, err)
+	mappingYAML := "version: 1\nsource: acme\nstreams:\n  custom-usage:\n    - type: usage\n      id: {path: id}\n      time: {path: t}\n      customer: {external_id: {path: c}}\n      feature: {path: f}\n      quantity: {path: q}\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "acme.yaml"), []byte(mappingYAML), 0o600))
+
+	creds := func(file string) map[string]string {
+		return map[string]string{"api_key": plantedSecret, "base_url": "http://127.0.0.1:1", "mapping_file": file}
+	}
+	svc, err := reg.Create(ctx, services.NewService{Type: "custom-usage", Name: "in dir", Credentials: creds("acme.yaml")})
+	require.NoError(t, err)
+	require.NoError(t, reg.Delete(ctx, svc.ID))
+	for _, file := range []string{"/etc/passwd", "../" + filepath.Base(dir) + "/acme.yaml", "../../etc/passwd"} {
+		_, err := reg.Create(ctx, services.NewService{Type: "custom-usage", Name: file, Credentials: creds(file)})
+		require.Error(t, err, file)
+		assert.Equal(t, services.KindInvalid, services.KindOf(err), "%v", err)
+		assert.Contains(t, err.Error(), "mapping_file: must name a file inside the mapping directory")
+		err = reg.Test(ctx, "custom-usage", creds(file))
+		assert.Equal(t, services.KindInvalid, services.KindOf(err), "%v", err)
+	}
 }

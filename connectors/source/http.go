@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,6 +35,10 @@ type HTTPConfig struct {
 	RetryWaitMin, RetryWaitMax time.Duration
 	Timeout                    time.Duration // per attempt; default 60s
 	Logger                     *slog.Logger
+	// Egress, when set, bounds the addresses called (BaseURL when built, every
+	// address dialled after): a connector built from a service's credentials
+	// sets it. nil: any address (one the operator configured, tests).
+	Egress *Egress
 }
 
 // HTTP is a JSON client with retries, Retry-After, a rate limit and
@@ -50,6 +55,11 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 	base, err := url.Parse(cfg.BaseURL)
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		return nil, fmt.Errorf("%s: base URL %q must be an absolute http(s) URL", cfg.Service, cfg.BaseURL)
+	}
+	if cfg.Egress != nil {
+		if err := cfg.Egress.CheckURL("base_url", cfg.BaseURL); err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Service, err)
+		}
 	}
 	if cfg.RequestsPerSecond <= 0 {
 		cfg.RequestsPerSecond = 10
@@ -73,7 +83,7 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := retryablehttp.NewClient()
-	c.HTTPClient = &http.Client{Timeout: cfg.Timeout}
+	c.HTTPClient = cfg.Egress.Client(cfg.Timeout)
 	c.RetryMax = cfg.Retries
 	c.RetryWaitMin, c.RetryWaitMax = cfg.RetryWaitMin, cfg.RetryWaitMax
 	c.Backoff = jitterBackoff
@@ -132,7 +142,7 @@ func (h *HTTP) Do(ctx context.Context, method, path string, query url.Values, bo
 		return err
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%s %s: malformed JSON answer: %w", h.cfg.Service, h.resolve(path).Path, err)
+		return fmt.Errorf("%s %s: malformed JSON answer: %w", h.cfg.Service, strings.SplitN(path, "?", 2)[0], err)
 	}
 	return nil
 }
@@ -142,7 +152,10 @@ func (h *HTTP) Do(ctx context.Context, method, path string, query url.Values, bo
 // is relative to BaseURL, or a full "next page" URL on the same base. Errors
 // as GetJSON's.
 func (h *HTTP) Fetch(ctx context.Context, method, path string, query url.Values, body any) ([]byte, http.Header, error) {
-	u := h.resolve(path)
+	u, err := h.resolve(path)
+	if err != nil {
+		return nil, nil, err
+	}
 	if len(query) > 0 {
 		q := u.Query()
 		for k, vs := range query {
@@ -176,6 +189,10 @@ func (h *HTTP) Fetch(ctx context.Context, method, path string, query url.Values,
 	}
 	resp, err := h.client.Do(req)
 	if err != nil {
+		var refused *EgressError
+		if errors.As(err, &refused) { // holds no secret: kept whole, for callers to tell it apart
+			return nil, nil, fmt.Errorf("%s %s: %w", h.cfg.Service, u.Path, refused)
+		}
 		return nil, nil, fmt.Errorf("%s %s: %s", h.cfg.Service, u.Path, h.redact(err.Error()))
 	}
 	defer resp.Body.Close()
@@ -193,18 +210,29 @@ func (h *HTTP) Fetch(ctx context.Context, method, path string, query url.Values,
 }
 
 // resolve makes the request URL of path: relative to BaseURL, or a full
-// next-page URL the service handed back.
-func (h *HTTP) resolve(path string) *url.URL {
-	if strings.Contains(path, "?") || strings.HasPrefix(path, "http") {
+// next-page URL the service handed back. Such a URL must stay on BaseURL's
+// scheme and host: the credential is sent with it, and a server (or whoever
+// controls its answers) must not be able to send it elsewhere.
+func (h *HTTP) resolve(path string) (*url.URL, error) {
+	if strings.Contains(path, "?") || strings.HasPrefix(path, "http") || strings.HasPrefix(path, "//") {
 		if parsed, err := h.base.Parse(path); err == nil {
-			return parsed
+			if !SameOrigin(h.base, parsed) {
+				return nil, fmt.Errorf("%s: a next-page URL on %s is not followed: it leaves the configured host %s", h.cfg.Service, parsed.Host, h.base.Host)
+			}
+			return parsed, nil
 		}
 	}
 	u := h.base.JoinPath(path)
 	if !strings.HasPrefix(u.Path, "/") {
 		u.Path = "/" + u.Path // JoinPath on a host-only base leaves it relative
 	}
-	return u
+	return u, nil
+}
+
+// SameOrigin reports whether next (a URL a service handed back) has base's
+// scheme and host, so that following it sends the credential nowhere else.
+func SameOrigin(base, next *url.URL) bool {
+	return strings.EqualFold(base.Scheme, next.Scheme) && strings.EqualFold(base.Host, next.Host)
 }
 
 // redact removes every configured secret from s.

@@ -56,6 +56,9 @@ type Config struct {
 	// Timeout of one HTTP attempt; default 60 s.
 	Timeout time.Duration
 	Logger  *slog.Logger
+	// Egress bounds the addresses called; nil: any (tests, an operator's
+	// own address). FromCredentials always sets the service policy.
+	Egress *source.Egress
 }
 
 // Validate reports every problem of cfg.
@@ -68,6 +71,10 @@ func (c Config) Validate() error {
 		u, err := url.Parse(c.BaseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("base URL %q must be an absolute http(s) URL", c.BaseURL))
+		} else if c.Egress != nil {
+			if err := c.Egress.CheckURL("base_url", c.BaseURL); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if c.PageSize < 0 || c.PageSize > 100 {
@@ -131,7 +138,7 @@ func New(cfg Config) (*Source, error) {
 	}
 	backend := stripego.GetBackendWithConfig(stripego.APIBackend, &stripego.BackendConfig{
 		URL:               stripego.String(strings.TrimRight(cfg.BaseURL, "/")),
-		HTTPClient:        &http.Client{Timeout: cfg.Timeout},
+		HTTPClient:        cfg.Egress.Client(cfg.Timeout),
 		MaxNetworkRetries: stripego.Int64(int64(cfg.NetworkRetries)),
 		// stripe-go's logger writes request lines and raw error bodies to
 		// stderr; this source logs through slog itself.
@@ -150,12 +157,12 @@ func New(cfg Config) (*Source, error) {
 // FromCredentials builds a source from a credential map as the service
 // catalog stores it: api_key (required), account_id (optional: the
 // Stripe-Account header), base_url (optional).
-func FromCredentials(creds map[string]string, logger *slog.Logger) (*Source, error) {
+func FromCredentials(creds map[string]string, env source.Env) (*Source, error) {
 	key := strings.TrimSpace(creds["api_key"])
 	if key == "" {
 		return nil, errors.New("stripe credentials: api_key is missing")
 	}
-	return New(Config{APIKey: key, Account: strings.TrimSpace(creds["account_id"]), BaseURL: creds["base_url"], Logger: logger})
+	return New(Config{APIKey: key, Account: strings.TrimSpace(creds["account_id"]), BaseURL: creds["base_url"], Logger: env.Logger, Egress: &env.Egress})
 }
 
 // Check lists one customer: cheap, and it proves the key can read.

@@ -494,11 +494,11 @@ func TestInvoiceLinesBeyondTheFirstPage(t *testing.T) {
 }
 
 func TestConfigAndCredentials(t *testing.T) {
-	_, err := stripe.FromCredentials(map[string]string{"base_url": "http://127.0.0.1:1"}, nil)
+	_, err := stripe.FromCredentials(map[string]string{"base_url": "http://127.0.0.1:1"}, sourcetest.Local(t))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "api_key")
 
-	s, err := stripe.FromCredentials(map[string]string{"api_key": apiKey}, nil)
+	s, err := stripe.FromCredentials(map[string]string{"api_key": apiKey}, source.Env{})
 	require.NoError(t, err)
 	require.NotNil(t, s)
 

@@ -96,7 +96,7 @@ func TestStripeAccountHeader(t *testing.T) {
 		if account != "" {
 			creds["account_id"] = account
 		}
-		s, err := stripe.FromCredentials(creds, nil)
+		s, err := stripe.FromCredentials(creds, sourcetest.Local(t))
 		require.NoError(t, err)
 		require.NoError(t, s.Check(ctx))
 		var out sourcetest.Collector

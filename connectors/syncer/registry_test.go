@@ -2,7 +2,6 @@ package syncer
 
 import (
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -48,10 +47,10 @@ func TestEngineOnTheServiceRegistry(t *testing.T) {
 
 	cat, err := catalog.New(catalog.Type{
 		Name: "openai", Category: catalog.Usage, Required: []string{"api_key"},
-		New: func(creds map[string]string, logger *slog.Logger) (source.Source, error) {
+		New: func(creds map[string]string, env source.Env) (source.Source, error) {
 			key := creds["api_key"]
 			h, err := source.NewHTTP(source.HTTPConfig{
-				Service: "openai", BaseURL: vendor.URL, Retries: -1, Secrets: []string{key}, Logger: logger,
+				Service: "openai", BaseURL: vendor.URL, Retries: -1, Secrets: []string{key}, Logger: env.Logger,
 				Authorize: func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+key) },
 			})
 			if err != nil {

@@ -6,7 +6,6 @@ package servicestest
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -49,10 +48,10 @@ func (checkSource) Read(context.Context, source.Cursor, source.Emitter) error { 
 
 // Factory builds such a Source against baseURL with the api_key credential.
 func Factory(service, baseURL string) catalog.Factory {
-	return func(creds map[string]string, logger *slog.Logger) (source.Source, error) {
+	return func(creds map[string]string, env source.Env) (source.Source, error) {
 		key := creds["api_key"]
 		h, err := source.NewHTTP(source.HTTPConfig{
-			Service: service, BaseURL: baseURL, Secrets: []string{key}, Retries: -1, Logger: logger,
+			Service: service, BaseURL: baseURL, Secrets: []string{key}, Retries: -1, Logger: env.Logger,
 			Authorize: func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+key) },
 		})
 		if err != nil {

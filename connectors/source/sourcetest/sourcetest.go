@@ -137,3 +137,14 @@ func DecodeCursor[T any](t testing.TB, c source.Cursor) T {
 	require.NoError(t, json.Unmarshal(c, &v))
 	return v
 }
+
+// Local is the Env of a connector test whose service stands on this machine
+// (an httptest server, stripe-mock): the operator's opt-in
+// (source.AllowPrivateHostsEnv) allowing loopback, as such a test's setup
+// must set; the default policy would rightly refuse it.
+func Local(t testing.TB) source.Env {
+	t.Helper()
+	egress, err := source.ParseEgress([]string{"127.0.0.0/8", "::1"})
+	require.NoError(t, err)
+	return source.Env{Egress: egress}
+}
