@@ -60,6 +60,9 @@ export async function startUVR({ name, args, env = {}, out }) {
     UVR_EMBEDDED_KAFKA_ADDR: `127.0.0.1:${kafka}`,
     UVR_DATA_DIR: dataDir,
     UVR_CLICKHOUSE_DATABASE: database,
+    // The stand-in vendors of these tests listen on loopback, which uvr refuses as a
+    // connector's base_url unless an operator allows it (docs/operations.md, Hardening).
+    UVR_CONNECTOR_ALLOW_PRIVATE_HOSTS: '127.0.0.1',
     ...env,
   };
   // The embedded broker and the local credential store: nothing shared.
