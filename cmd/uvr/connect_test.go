@@ -48,6 +48,11 @@ func TestConnectorsEndToEnd(t *testing.T) {
 		[]byte(`{"service_type":"stripe","service_name":"Stripe (mock)","credentials":{"api_key":"`+key+`","base_url":"`+servicetest.StripeMock(t)+`"}}`))
 	require.Equal(t, http.StatusCreated, status, body)
 	assert.NotContains(t, body, key)
+	var created struct {
+		ID string `json:"service_id"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &created))
+	require.NotEmpty(t, created.ID, body)
 
 	status, body = post(t, m.URL()+"/api/services", "application/json", []byte(`{"service_type":"stripe","credentials":{}}`))
 	assert.Equal(t, http.StatusBadRequest, status)
@@ -91,6 +96,20 @@ func TestConnectorsEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusOK, listStatus)
 	assert.Contains(t, listBody, `"service_type":"stripe"`)
 	assert.NotContains(t, listBody, key)
+	assert.NotContains(t, listBody, `"last_sync":null`, "the sync's outcome is on the service")
+
+	// Deleted, then uvr restarted (a new instance rebuilding the registry
+	// from the topic): the service stays gone.
+	req, err := http.NewRequest(http.MethodDelete, m.URL()+"/api/services/"+created.ID, nil)
+	require.NoError(t, err)
+	delResp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	require.NoError(t, delResp.Body.Close())
+	require.Equal(t, http.StatusOK, delResp.StatusCode)
+	restarted := startMain(t, cfg, Roles{API: true})
+	listStatus, listBody = getBody(t, restarted.URL()+"/api/services")
+	require.Equal(t, http.StatusOK, listStatus)
+	assert.NotContains(t, listBody, created.ID, "the deleted service is back after a restart")
 }
 
 func getBody(t *testing.T, url string) (int, string) {

@@ -22,7 +22,15 @@ import (
 )
 
 // Topic is the compacted topic of service records, keyed by service id.
+// A service's sync status (last sync, status) has a key of its own, the id
+// with statusSuffix: see UpdateSync for why.
 const Topic = "uvr.services.v1"
+
+// statusSuffix makes a service's sync status key. Service ids are UUIDs, so
+// no id ends with it.
+const statusSuffix = "/sync"
+
+func statusKey(id string) string { return id + statusSuffix }
 
 // Defaults of Config.
 const (
@@ -246,13 +254,16 @@ func (r *Registry) List(ctx context.Context) ([]Service, error) {
 	all := r.cfg.Table.All()
 	out := make([]Service, 0, len(all))
 	for id, raw := range all {
+		if strings.HasSuffix(id, statusSuffix) {
+			continue // read with its service; one without a service is ignored
+		}
 		svc, err := decode(raw)
 		if err != nil {
 			// One unreadable record must not hide the others.
 			r.log.Warn("unreadable service record skipped", "service_id", id, "error", err)
 			continue
 		}
-		out = append(out, svc)
+		out = append(out, r.withStatus(svc, all[statusKey(id)]))
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
@@ -280,12 +291,33 @@ func (r *Registry) get(id string) (Service, error) {
 	if err != nil {
 		return Service{}, fmt.Errorf("service %s: %w", id, err)
 	}
-	return svc, nil
+	status, _ := r.cfg.Table.Get(statusKey(id))
+	return r.withStatus(svc, status), nil
+}
+
+// withStatus overlays the service's sync status record, if it has one, on
+// its record (which holds the status of before the split, or of Create).
+func (r *Registry) withStatus(svc Service, raw []byte) Service {
+	if raw == nil {
+		return svc
+	}
+	var rec statusRecord
+	if err := json.Unmarshal(raw, &rec); err != nil || !Status(rec.Status).Valid() {
+		r.log.Warn("unreadable service sync status ignored", "service_id", svc.ID, "error", err, "status", rec.Status)
+		return svc
+	}
+	svc.Status = Status(rec.Status)
+	svc.LastSync = rec.LastSync
+	return svc
 }
 
 // Delete removes a service: its credentials first (a record without
 // credentials only fails its syncs; credentials without a record would never
-// be cleaned up), then its record.
+// be cleaned up), then its record, then its sync status. The record goes
+// before the status: UpdateSync relies on that order (see there).
+//
+// A delete is final: ids are never reused and nothing but Create writes a
+// service's record, so no later write can bring the service back.
 func (r *Registry) Delete(ctx context.Context, id string) error {
 	svc, err := r.Get(ctx, id)
 	if err != nil {
@@ -294,8 +326,10 @@ func (r *Registry) Delete(ctx context.Context, id string) error {
 	if err := r.cfg.Credentials.Delete(ctx, svc.ID); err != nil && !errors.Is(err, credentials.ErrNotFound) {
 		return r.storeError("delete the credentials", err)
 	}
-	if err := r.cfg.Table.Delete(ctx, svc.ID); err != nil {
-		return newError(KindUnavailable, "the service registry is unavailable (Kafka)", err)
+	for _, key := range []string{svc.ID, statusKey(svc.ID)} {
+		if err := r.cfg.Table.Delete(ctx, key); err != nil {
+			return newError(KindUnavailable, "the service registry is unavailable (Kafka)", err)
+		}
 	}
 	r.log.Info("service deleted", "service_id", svc.ID, "service_type", svc.Type)
 	return nil
@@ -303,7 +337,21 @@ func (r *Registry) Delete(ctx context.Context, id string) error {
 
 // UpdateSync records a sync of service id: when it ended (lastSync; zero
 // keeps the previous one) and the status it leaves the service in. For the
-// sync engine.
+// sync engine. A service deleted before or during the call is KindNotFound,
+// and stays deleted.
+//
+// The status is a record of its own, never a rewrite of the service's
+// record. Kafka has no compare-and-set: a read-modify-write of the record
+// that read the service just before another instance's tombstone would land
+// after it and bring the service back, and in a compacted topic the latest
+// record of a key is the one that survives, so no reader could tell that
+// write from a live service once the tombstone is compacted away. So only
+// Create writes a service's record and its tombstone is final. A status
+// written after the delete can only leave a status record with no service,
+// which readers ignore; UpdateSync removes it itself: Delete writes the
+// record's tombstone before the status's, so either the status's tombstone
+// follows this write, or the record's tombstone precedes it and the Sync
+// after the write sees it.
 func (r *Registry) UpdateSync(ctx context.Context, id string, lastSync time.Time, status Status) error {
 	if !status.Valid() {
 		return newError(KindInvalid, fmt.Sprintf("status %q is not one of active, paused, error", status), nil)
@@ -312,12 +360,27 @@ func (r *Registry) UpdateSync(ctx context.Context, id string, lastSync time.Time
 	if err != nil {
 		return err
 	}
+	rec := statusRecord{Version: recordVersion, Status: string(status), LastSync: svc.LastSync}
 	if !lastSync.IsZero() {
 		t := lastSync.UTC()
-		svc.LastSync = &t
+		rec.LastSync = &t
 	}
-	svc.Status = status
-	return r.put(ctx, svc)
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode the sync status of service %s: %w", id, err)
+	}
+	if err := r.cfg.Table.Put(ctx, statusKey(id), raw); err != nil {
+		return newError(KindUnavailable, "the service registry is unavailable (Kafka)", err)
+	}
+	if _, err := r.Get(ctx, id); KindOf(err) != KindNotFound {
+		return err // nil: the service is still there
+	}
+	if err := r.cfg.Table.Delete(ctx, statusKey(id)); err != nil {
+		r.log.Warn("the sync status of a deleted service is left on the registry topic (ignored by readers)",
+			"service_id", id, "error", err.Error())
+	}
+	r.log.Info("service deleted during its sync: its sync status is dropped", "service_id", id)
+	return newError(KindNotFound, fmt.Sprintf("service %s not found: deleted during its sync", id), nil)
 }
 
 // Test builds the Source of a would-be service through the catalog and calls
@@ -459,6 +522,14 @@ type record struct {
 }
 
 const recordVersion = 1
+
+// statusRecord is a service's sync status as stored on the topic, under
+// statusKey. Same contract as record.
+type statusRecord struct {
+	Version  int        `json:"version"` // 1
+	Status   string     `json:"status"`
+	LastSync *time.Time `json:"last_sync,omitempty"`
+}
 
 func encode(s Service) ([]byte, error) {
 	b, err := json.Marshal(record{

@@ -503,3 +503,85 @@ func TestMappingFileConfinedToMappingDir(t *testing.T) {
 		assert.Equal(t, services.KindInvalid, services.KindOf(err), "%v", err)
 	}
 }
+
+// A sync finishing while its service is deleted must not bring the service
+// back: not on either instance, and not after a restart (a fresh table read
+// from the topic). The delete lands before the sync's update reads the
+// service, or — the race a read-modify-write loses — between that read and
+// its write, from this instance or another one.
+func TestDeletedServiceStaysDeletedWhileASyncCompletes(t *testing.T) {
+	tests := []struct {
+		name string
+		// other: the delete comes from a second instance (its own table).
+		other bool
+		// inWindow: the delete runs right before the update's first write,
+		// after the update read the service.
+		inWindow bool
+	}{
+		{name: "deleted before the sync's update", other: true},
+		{name: "deleted by another instance between the update's read and write", other: true, inWindow: true},
+		{name: "deleted on this instance between the update's read and write", inWindow: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := ctxT(t)
+			deleter := f.reg
+			if tt.other {
+				deleter = f.registry(t, newTable(t, f.brokers, f.topic), nil)
+			}
+			hooked := &beforeFirstPut{Table: f.table}
+			syncing := f.registry(t, hooked, nil)
+
+			svc, err := f.reg.Create(ctx, services.NewService{Type: "stripe", Credentials: map[string]string{"api_key": goodKey}})
+			require.NoError(t, err)
+			deleteIt := func() { require.NoError(t, deleter.Delete(ctx, svc.ID)) }
+			if tt.inWindow {
+				hooked.hook = deleteIt
+			} else {
+				deleteIt()
+			}
+
+			err = syncing.UpdateSync(ctx, svc.ID, time.Now(), services.StatusActive)
+			assert.Equal(t, services.KindNotFound, services.KindOf(err), "the sync learns its service is gone: %v", err)
+			if tt.inWindow {
+				require.True(t, hooked.fired, "the delete ran inside the update")
+			}
+
+			for name, reg := range map[string]*services.Registry{"syncing": syncing, "deleter": deleter} {
+				_, err = reg.Get(ctx, svc.ID)
+				assert.Equal(t, services.KindNotFound, services.KindOf(err), "%s instance: the service is back", name)
+				list, err := reg.List(ctx)
+				require.NoError(t, err)
+				assert.Empty(t, list, "%s instance", name)
+			}
+
+			// A restart: a fresh table rebuilt from the log. Nothing of the
+			// service is left on the topic, and a registry on it has none.
+			fresh := newTable(t, f.brokers, f.topic)
+			require.NoError(t, fresh.Sync(ctx))
+			assert.Empty(t, fresh.All(), "records of the deleted service are left on the topic")
+			restarted := f.registry(t, fresh, nil)
+			_, err = restarted.Get(ctx, svc.ID)
+			assert.Equal(t, services.KindNotFound, services.KindOf(err), "after a restart: the service is back")
+			_, err = f.store.Get(ctx, svc.ID)
+			assert.ErrorIs(t, err, credentials.ErrNotFound, "its credentials are left in the store")
+		})
+	}
+}
+
+// beforeFirstPut is the real table; its first Put runs hook first, so a
+// delete lands exactly between a caller's read and its write.
+type beforeFirstPut struct {
+	services.Table
+	hook  func()
+	fired bool
+}
+
+func (b *beforeFirstPut) Put(ctx context.Context, key string, value []byte) error {
+	if b.hook != nil && !b.fired {
+		b.fired = true
+		b.hook()
+	}
+	return b.Table.Put(ctx, key, value)
+}

@@ -105,7 +105,9 @@ type Services interface {
 	// unknown id is an error wrapping ErrServiceNotFound.
 	SourceFor(ctx context.Context, serviceID string) (source.Source, error)
 	// UpdateSync records the outcome of a sync on the service: the time of
-	// its last successful sync and the status it is left in.
+	// its last successful sync and the status it is left in. A service
+	// deleted before or during the call is an error wrapping
+	// ErrServiceNotFound, and must stay deleted.
 	UpdateSync(ctx context.Context, serviceID string, lastSync *time.Time, status string) error
 }
 

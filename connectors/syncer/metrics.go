@@ -72,7 +72,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"service_type", "service_id"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "uvr_sync_requests_skipped_total",
-			Help: "Sync requests not run, by reason (duplicate: a scheduled request within half the interval of the last run; stale: older than the maximum age; done: its run already finished; paused: a scheduled request for a paused service).",
+			Help: "Sync requests not run, by reason (duplicate: a scheduled request within half the interval of the last run; stale: older than the maximum age; done: its run already finished; paused: a scheduled request for a paused service; deleted: the service no longer exists, the request is recorded as a failed run that never started).",
 		}, []string{"reason"}),
 	}
 	if reg == nil {

@@ -56,5 +56,9 @@ func (s registryServices) UpdateSync(ctx context.Context, id string, lastSync *t
 	if lastSync != nil {
 		at = *lastSync
 	}
-	return s.r.UpdateSync(ctx, id, at, services.Status(status))
+	err := s.r.UpdateSync(ctx, id, at, services.Status(status))
+	if services.KindOf(err) == services.KindNotFound {
+		return fmt.Errorf("%w: %w", ErrServiceNotFound, err)
+	}
+	return err
 }

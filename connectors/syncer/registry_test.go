@@ -1,11 +1,18 @@
 package syncer
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -27,10 +34,22 @@ func TestEngineOnTheServiceRegistry(t *testing.T) {
 	env := newEnv(t, 1)
 	ctx := t.Context()
 	const goodKey, badKey = "sk-GOODkey0123456789abcdef", "sk-BADkey0123456789abcdef"
+	const doomedKey = "sk-DOOMEDkey0123456789abcdef"
 
 	// The vendor: two pages of usage for the good key, 401 for any other.
+	// A request with the doomed key first deletes the doomed service: a
+	// delete landing while that service's sync is running.
+	var registry *services.Registry
+	var doomedID string
 	vendor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		if r.Header.Get("Authorization") == "Bearer "+doomedKey {
+			if _, err := registry.Get(r.Context(), doomedID); err == nil {
+				assert.NoError(t, registry.Delete(r.Context(), doomedID))
+			}
+			_, _ = w.Write([]byte(`{"data":[]}`))
+			return
+		}
 		if r.Header.Get("Authorization") != "Bearer "+goodKey {
 			w.WriteHeader(http.StatusUnauthorized)
 			_, _ = w.Write([]byte(`{"error":{"message":"Incorrect API key provided","code":"invalid_api_key"}}`))
@@ -60,12 +79,13 @@ func TestEngineOnTheServiceRegistry(t *testing.T) {
 		},
 	})
 	require.NoError(t, err)
-	table, err := kafka.NewTable(kafka.TableConfig{Brokers: env.brokers, Topic: servicetest.Topic("uvr.services")})
+	servicesTopic := servicetest.Topic("uvr.services")
+	table, err := kafka.NewTable(kafka.TableConfig{Brokers: env.brokers, Topic: servicesTopic})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = table.Close() })
 	creds, err := credentials.NewLocal(credentials.LocalConfig{Dir: t.TempDir()})
 	require.NoError(t, err)
-	registry, err := services.New(services.Config{Table: table, Credentials: creds, Catalog: cat, Logger: env.logger})
+	registry, err = services.New(services.Config{Table: table, Credentials: creds, Catalog: cat, Logger: env.logger})
 	require.NoError(t, err)
 
 	good, err := registry.Create(ctx, services.NewService{Type: "openai", Name: "prod", Credentials: map[string]string{"api_key": goodKey}})
@@ -73,7 +93,7 @@ func TestEngineOnTheServiceRegistry(t *testing.T) {
 	bad, err := registry.Create(ctx, services.NewService{Type: "openai", Name: "old", Credentials: map[string]string{"api_key": badKey}})
 	require.NoError(t, err)
 
-	e := env.engine(t, FromRegistry(registry), "engine-1", nil, nil)
+	e := env.engine(t, FromRegistry(registry), "engine-1", prometheus.NewRegistry(), nil)
 
 	run, err := e.Run(ctx, good.ID, TriggerManual)
 	require.NoError(t, err)
@@ -101,6 +121,32 @@ func TestEngineOnTheServiceRegistry(t *testing.T) {
 	run, err = e.Run(ctx, bad.ID, TriggerSchedule)
 	assert.ErrorIs(t, err, ErrServiceNotFound)
 	assert.Equal(t, StatusFailed, run.Status)
+
+	// Deleted while its sync runs: the sync's outcome does not bring it
+	// back, here, after a restart (a fresh table from the topic), or when a
+	// request for it comes later (dropped, counted).
+	doomed, err := registry.Create(ctx, services.NewService{Type: "openai", Name: "doomed", Credentials: map[string]string{"api_key": doomedKey}})
+	require.NoError(t, err)
+	doomedID = doomed.ID
+	_, err = e.Run(ctx, doomed.ID, TriggerManual)
+	require.NoError(t, err, "the sync itself succeeded")
+	_, err = registry.Get(ctx, doomed.ID)
+	assert.Equal(t, services.KindNotFound, services.KindOf(err), "the finished sync brought the deleted service back")
+	restarted, err := kafka.NewTable(kafka.TableConfig{Brokers: env.brokers, Topic: servicesTopic})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = restarted.Close() })
+	require.NoError(t, restarted.Sync(ctx))
+	for key := range restarted.All() {
+		assert.NotContains(t, key, doomed.ID, "a record of the deleted service is left on the topic")
+	}
+	b, err := json.Marshal(request{RunID: newID(), ServiceID: doomed.ID, Trigger: TriggerSchedule, RequestedAt: time.Now().UTC()})
+	require.NoError(t, err)
+	msg := message.NewMessage(watermill.NewUUID(), b)
+	msg.SetContext(ctx)
+	require.NoError(t, e.HandleRequest(msg))
+	assert.Equal(t, 1.0, testutil.ToFloat64(e.metrics.dropped.WithLabelValues(skipDeleted)))
+	_, err = registry.Get(ctx, doomed.ID)
+	assert.Equal(t, services.KindNotFound, services.KindOf(err))
 
 	// Syncable services as the scheduler and "sync all" see them.
 	list, err := FromRegistry(registry).List(ctx)

@@ -103,6 +103,11 @@ func (e *Engine) HandleRequest(msg *message.Message) error {
 	if err != nil {
 		return err
 	}
+	if skip == skipDeleted {
+		if err := e.recordDeleted(ctx, req); err != nil {
+			return err // retried: the request is dropped once its record is written
+		}
+	}
 	if skip != "" {
 		e.metrics.dropped.WithLabelValues(skip).Inc()
 		log.Info("sync request skipped", "reason", skip)
@@ -154,6 +159,30 @@ func (e *Engine) awaitHandover(ctx context.Context, runID string, log *slog.Logg
 	}
 }
 
+// skipDeleted is the reason a request of a service that no longer exists is
+// dropped: deleted after the request was made (a scheduled request still on
+// the topic, a "sync all" racing a delete).
+const skipDeleted = "deleted"
+
+// recordDeleted records the request of a deleted service as a failed run
+// that never started, so whoever waits for that run (Wait, SyncAll) learns
+// its end, and a redelivery finds it done.
+func (e *Engine) recordDeleted(ctx context.Context, req request) error {
+	now := e.cfg.Now()
+	run := Run{
+		ID: req.RunID, ServiceID: req.ServiceID, Trigger: req.Trigger, Status: StatusFailed,
+		StartedAt: now, FinishedAt: now, Instance: e.cfg.Instance,
+		Error: "not run: the service was deleted",
+	}
+	run.rev = e.nextRev(run.ID)
+	defer e.forgetRev(run.ID)
+	if err := e.cfg.Runs.Save(ctx, run); err != nil {
+		return fmt.Errorf("sync request %s of deleted service %s: record it: %w", req.RunID, req.ServiceID, err)
+	}
+	e.notifyFinished()
+	return nil
+}
+
 // skipRequest says why a request is not run ("" to run it).
 func (e *Engine) skipRequest(ctx context.Context, req request) (string, error) {
 	now := e.cfg.Now()
@@ -167,17 +196,17 @@ func (e *Engine) skipRequest(ctx context.Context, req request) (string, error) {
 	if len(done) > 0 && done[0].Status.settled() {
 		return "done", nil // a redelivery of a request whose run ended
 	}
+	svc, err := e.service(ctx, req.ServiceID)
+	if errors.Is(err, ErrServiceNotFound) {
+		return skipDeleted, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("sync request %s: %w", req.RunID, err)
+	}
 	// A cancelled (or interrupted) attempt is run again under the same id,
 	// from the saved cursor: whoever waits for the run sees its real outcome.
 	if req.Trigger != TriggerSchedule {
 		return "", nil
-	}
-	svc, err := e.service(ctx, req.ServiceID)
-	if err != nil {
-		if errors.Is(err, ErrServiceNotFound) {
-			return "", nil // run it: the run records the failure
-		}
-		return "", err
 	}
 	if !svc.Syncable() {
 		return "paused", nil

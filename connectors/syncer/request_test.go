@@ -347,7 +347,8 @@ func TestHandleRequest(t *testing.T) {
 		{"older than the maximum age", request{ServiceID: "svc-h", Trigger: TriggerManual, RequestedAt: now.Add(-2 * DefaultRequestMaxAge)}, "stale"},
 		{"a paused service on schedule", request{ServiceID: "svc-paused", Trigger: TriggerSchedule, RequestedAt: now}, "paused"},
 		{"a paused service on demand", request{ServiceID: "svc-paused", Trigger: TriggerManual, RequestedAt: now}, ""},
-		{"an unknown service: runs, recorded as failed", request{ServiceID: "svc-gone", Trigger: TriggerSchedule, RequestedAt: now}, ""},
+		{"a deleted service on schedule: recorded as failed, not run", request{ServiceID: "svc-gone", Trigger: TriggerSchedule, RequestedAt: now}, skipDeleted},
+		{"a deleted service on demand: recorded as failed, not run", request{ServiceID: "svc-gone", Trigger: TriggerManual, RequestedAt: now}, skipDeleted},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -358,7 +359,15 @@ func TestHandleRequest(t *testing.T) {
 			}
 			require.NoError(t, e.HandleRequest(msg(tt.req)))
 			if tt.reason != "" {
-				assert.Empty(t, runOf(tt.req.RunID))
+				if tt.reason == skipDeleted {
+					// Not run, but whoever waits for the run learns it ended.
+					require.Len(t, runOf(tt.req.RunID), 1)
+					assert.Equal(t, StatusFailed, runOf(tt.req.RunID)[0].Status)
+					assert.Zero(t, runOf(tt.req.RunID)[0].RecordsRead)
+					assert.Contains(t, runOf(tt.req.RunID)[0].Error, "deleted")
+				} else {
+					assert.Empty(t, runOf(tt.req.RunID))
+				}
 				assert.Equal(t, before+1, testutil.ToFloat64(e.metrics.dropped.WithLabelValues(tt.reason)))
 				return
 			}
@@ -367,12 +376,6 @@ func TestHandleRequest(t *testing.T) {
 		})
 	}
 	assert.Equal(t, 1.0, testutil.ToFloat64(e.metrics.dropped.WithLabelValues("done")))
-	assert.Equal(t, StatusFailed, func() Status {
-		rs, err := env.runs.Find(t.Context(), RunQuery{ServiceID: "svc-gone"})
-		require.NoError(t, err)
-		require.Len(t, rs, 1)
-		return rs[0].Status
-	}())
 
 	// A run cancelled with its message (partition revoked) is not acknowledged.
 	ctx, cancel := context.WithCancel(t.Context())

@@ -258,7 +258,14 @@ func (e *Engine) updateService(ctx context.Context, r *runState, run Run, cause 
 	default:
 		return
 	}
-	if err := e.cfg.Services.UpdateSync(ctx, run.ServiceID, lastSync, status); err != nil {
+	err := e.cfg.Services.UpdateSync(ctx, run.ServiceID, lastSync, status)
+	if errors.Is(err, ErrServiceNotFound) {
+		// Deleted while it synced: it stays deleted (the registry never
+		// writes a deleted service back).
+		r.log.Info("service deleted during its sync: its sync status is not recorded")
+		return
+	}
+	if err != nil {
 		r.log.Error("service sync status could not be updated", "status", status, "error", e.redact(err.Error()))
 	}
 }
