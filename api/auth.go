@@ -61,8 +61,9 @@ var publicRoutes = map[string]bool{
 func PublicRoute(path string) bool { return publicRoutes[path] }
 
 // adminReads are read routes only an admin may call: the lists of API keys
-// and users (every other route that needs admin is a write).
-var adminReads = map[string]bool{"/api/auth/api-keys": true, "/api/users": true}
+// and users, and the dead letters (a reason may quote a value of an event);
+// every other route that needs admin is a write.
+var adminReads = map[string]bool{"/api/auth/api-keys": true, "/api/users": true, "/api/deadletters": true}
 
 // AdminRead reports whether a read route needs the admin role.
 func AdminRead(path string) bool { return adminReads[path] }
