@@ -142,7 +142,11 @@ func (h *HTTP) Do(ctx context.Context, method, path string, query url.Values, bo
 		return err
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%s %s: malformed JSON answer: %w", h.cfg.Service, strings.SplitN(path, "?", 2)[0], err)
+		where := strings.SplitN(path, "?", 2)[0]
+		if u, rerr := h.resolve(path); rerr == nil {
+			where = u.Path // the path as requested, base path included
+		}
+		return fmt.Errorf("%s %s: malformed JSON answer: %w", h.cfg.Service, where, err)
 	}
 	return nil
 }
