@@ -210,7 +210,9 @@ func TestSchedulerFiresPerInterval(t *testing.T) {
 	}
 	assert.Equal(t, time.Date(2026, 11, 28, 2, 0, 0, 0, time.UTC), next[JobReconcile], "the next reconciliation is tomorrow at 02:00 UTC")
 	assert.Equal(t, start.Add(12*time.Hour), next[JobInsights])
-	assert.Equal(t, 17.0, testutil.ToFloat64(s.metrics.runs.WithLabelValues(JobSync, "success")))
+	// A job's run is counted when it returns, just after its request is seen.
+	require.Eventually(t, func() bool { return testutil.ToFloat64(s.metrics.runs.WithLabelValues(JobSync, "success")) == 17 },
+		30*time.Second, 10*time.Millisecond, "17 successful sync runs counted")
 	assert.Equal(t, 1.0, testutil.ToFloat64(s.metrics.runs.WithLabelValues(JobReconcile, "success")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(s.metrics.runs.WithLabelValues(JobInsights, "success")))
 	assert.Equal(t, 364.0, testutil.ToFloat64(s.metrics.runs.WithLabelValues(JobRefresh, "success")), "at start and every minute")

@@ -424,7 +424,9 @@ func TestSyncAll(t *testing.T) {
 	services.add(Service{ID: slow, Type: "datadog"}, func() (source.Source, error) {
 		return blockingSource{release: release}, nil
 	})
-	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
+	// The wait always runs to its end (the slow run blocks until released): long
+	// enough for the two quick runs on a loaded 2-core machine, where 2 s was not.
+	short, cancelShort := context.WithTimeout(ctx, 10*time.Second)
 	defer cancelShort()
 	sum, err = e.SyncAll(short, TriggerAPI)
 	require.NoError(t, err)
