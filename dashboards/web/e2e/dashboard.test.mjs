@@ -258,6 +258,75 @@ test('the pipelines page shows health and sync runs', async () => {
   await shot('pipelines');
 });
 
+/** loginStatus is the status of a password login of email (200, or 401 once it is deactivated). */
+async function loginStatus(email, password) {
+  const res = await fetch(base + '/api/auth/login', { method: 'POST', body: new URLSearchParams({ username: email, password }) });
+  await res.body?.cancel();
+  return res.status;
+}
+
+test('an admin changes, deactivates, reactivates and deletes a user; the last admin stays', async () => {
+  const email = `ana-${Math.random().toString(36).slice(2, 8)}@example.com`;
+  const password = 'e2e-' + Math.random().toString(36).slice(2);
+  const created = JSON.parse(await api('POST', '/api/auth/register', { email, password, role: 'viewer' }));
+  const users = async () => JSON.parse(await api('GET', '/api/users')).users;
+  const done = (text) => page.getByTestId('toast-success').filter({ hasText: text }).waitFor();
+
+  await page.getByRole('link', { name: 'Users' }).click();
+  const row = page.getByTestId('user-row').filter({ hasText: email });
+  await row.waitFor();
+  assert.equal(await row.getByLabel(`Role of ${email}`).inputValue(), 'viewer');
+  await shot('users');
+
+  // Role: the select sends the change at once.
+  await row.getByLabel(`Role of ${email}`).selectOption('analyst');
+  await done(`${email} is now analyst`);
+  assert.equal((await users()).find((u) => u.email === email)?.role, 'analyst');
+
+  // Only admins see the page: the analyst's navigation has no Users.
+  const other = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-US' });
+  try {
+    const p = await other.newPage();
+    await p.goto(base + '/');
+    await p.getByLabel('Email').fill(email);
+    await p.getByLabel('Password').fill(password);
+    await p.getByRole('button', { name: 'Sign in' }).click();
+    await p.getByRole('link', { name: 'Pipelines' }).waitFor();
+    assert.equal(await p.getByRole('link', { name: 'Users' }).count(), 0);
+  } finally {
+    await other.close();
+  }
+
+  // Deactivated: its password and its token are refused at once.
+  assert.equal(await loginStatus(email, password), 200);
+  await row.getByRole('button', { name: `Deactivate ${email}` }).click();
+  await done(`${email} is deactivated`);
+  await row.getByText('inactive', { exact: true }).waitFor();
+  assert.equal(await loginStatus(email, password), 401);
+  const meRes = await fetch(base + '/api/auth/me', { headers: { Authorization: `Bearer ${created.access_token}` } });
+  assert.equal(meRes.status, 401, 'the token of a deactivated user');
+
+  await row.getByRole('button', { name: `Activate ${email}` }).click();
+  await done(`${email} is active again`);
+  assert.equal(await loginStatus(email, password), 200);
+
+  // Delete asks first; confirmed, the user leaves the list and the API.
+  await row.getByRole('button', { name: `Delete ${email}` }).click();
+  await page.getByRole('dialog', { name: 'Delete user' }).getByRole('button', { name: 'Delete' }).click();
+  await row.waitFor({ state: 'detached' });
+  assert.ok(!(await users()).some((u) => u.email === email));
+  assert.equal(await loginStatus(email, password), 401);
+
+  // The only admin cannot demote itself: the API's 409 message is shown, the role stays.
+  const self = page.getByTestId('user-row').filter({ hasText: EMAIL });
+  await self.getByLabel(`Role of ${EMAIL}`).selectOption('viewer');
+  const refused = page.getByTestId('toast-error').filter({ hasText: 'the last active admin cannot be demoted' });
+  await refused.waitFor();
+  await shot('users-last-admin');
+  assert.equal(await self.getByLabel(`Role of ${EMAIL}`).inputValue(), 'admin');
+  assert.equal((await users()).find((u) => u.email === EMAIL)?.role, 'admin');
+});
+
 test('dark mode, and the screenshots for the README', async () => {
   await page.getByRole('button', { name: 'Switch to dark mode' }).click();
   assert.equal(await page.evaluate(() => document.documentElement.classList.contains('dark')), true);

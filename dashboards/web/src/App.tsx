@@ -3,12 +3,14 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { get, logout, me, setUnauthorizedHandler, type Insight, type User } from './lib/api';
 import { FiltersProvider } from './lib/filters';
 import { navigate, PAGES, useLocation } from './lib/router';
-import { Button, cx, ToastProvider } from './components/ui';
+import { isAdmin } from './lib/users';
+import { Button, cx, Empty, ToastProvider } from './components/ui';
 import { Login } from './pages/Login';
 import { Overview } from './pages/Overview';
 import { Insights } from './pages/Insights';
 import { Services } from './pages/Services';
 import { Pipelines } from './pages/Pipelines';
+import { Users } from './pages/Users';
 
 export function App() {
   return (
@@ -70,8 +72,9 @@ function useTheme(): [boolean, () => void] {
   return [dark, toggle];
 }
 
-function Layout({ user, onLogout }: { user: User | null; onLogout: () => void }) {
+function Layout({ user, onLogout }: { user: User; onLogout: () => void }) {
   const loc = useLocation();
+  const admin = isAdmin(user);
   const [dark, toggleTheme] = useTheme();
   // The navigation's badge: open critical flags, refreshed every minute.
   const critical = useQuery({
@@ -100,7 +103,7 @@ function Layout({ user, onLogout }: { user: User | null; onLogout: () => void })
             uvr
           </a>
           <nav aria-label="Main" className="flex items-center gap-1 overflow-x-auto">
-            {PAGES.map((p) => (
+            {PAGES.filter((p) => !p.admin || admin).map((p) => (
               <a
                 key={p.id}
                 href={p.path}
@@ -127,7 +130,7 @@ function Layout({ user, onLogout }: { user: User | null; onLogout: () => void })
             <Button variant="ghost" onClick={toggleTheme} aria-label={dark ? 'Switch to light mode' : 'Switch to dark mode'}>
               {dark ? '☀' : '☾'}
             </Button>
-            {user && <span className="hidden text-slate-500 md:inline dark:text-slate-400">{user.email}</span>}
+            <span className="hidden text-slate-500 md:inline dark:text-slate-400">{user.email}</span>
             <Button variant="ghost" onClick={onLogout}>
               Log out
             </Button>
@@ -139,6 +142,14 @@ function Layout({ user, onLogout }: { user: User | null; onLogout: () => void })
         {loc.page === 'insights' && <Insights />}
         {loc.page === 'services' && <Services />}
         {loc.page === 'pipelines' && <Pipelines />}
+        {loc.page === 'users' &&
+          (admin ? (
+            <Users me={user} />
+          ) : (
+            <Empty title="Users are managed by admins">
+              <p>Your role is {user.role ?? 'unknown'}; ask an admin to change users.</p>
+            </Empty>
+          ))}
       </main>
     </div>
   );

@@ -76,6 +76,7 @@ export async function request<T>(method: string, path: string, body?: unknown, f
 
 export const get = <T>(path: string) => request<T>('GET', path);
 export const post = <T>(path: string, body?: unknown) => request<T>('POST', path, body ?? {});
+export const patch = <T>(path: string, body: unknown) => request<T>('PATCH', path, body);
 export const del = <T>(path: string) => request<T>('DELETE', path);
 
 /** qs builds a query string, leaving out empty values. */

@@ -1,15 +1,17 @@
 import { useEffect, useState } from 'react';
 
-// A router of four pages does not need a library: the path picks the page,
+// A router of five pages does not need a library: the path picks the page,
 // the query string holds the open drilldown, history.pushState navigates.
 
-export type Page = 'overview' | 'insights' | 'services' | 'pipelines';
+export type Page = 'overview' | 'insights' | 'services' | 'pipelines' | 'users';
 
-export const PAGES: { id: Page; path: string; label: string }[] = [
+/** The pages; admin ones show in the navigation to admins only (the API refuses others with 403 anyway). */
+export const PAGES: { id: Page; path: string; label: string; admin?: boolean }[] = [
   { id: 'overview', path: '/', label: 'Overview' },
   { id: 'insights', path: '/insights', label: 'Insights' },
   { id: 'services', path: '/services', label: 'Services' },
   { id: 'pipelines', path: '/pipelines', label: 'Pipelines' },
+  { id: 'users', path: '/users', label: 'Users', admin: true },
 ];
 
 export interface Location {
