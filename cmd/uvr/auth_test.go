@@ -132,6 +132,7 @@ var badParams = map[string]struct {
 	"POST /api/auth/api-keys":            {target: "/api/auth/api-keys", contentType: "application/json", body: `{"name":"k","role":"owner"}`, field: "role"},
 	"DELETE /api/auth/api-keys/:id":      {none: "only a path id: an unknown one is 404"},
 	"GET /api/users":                     {none: "no parameters"},
+	"GET /api/deadletters":               {target: "/api/deadletters?limit=0", field: "limit"},
 	"PATCH /api/users/:id":               {target: "/api/users/x", contentType: "application/json", body: `{"role":"root"}`, field: "role"},
 	"DELETE /api/users/:id":              {none: "only a path id: an unknown one is 404"},
 	"POST /api/events":                   {target: "/api/events", contentType: "application/cloudevents+json", body: `{"specversion":"1.0","source":"s","type":"uvr.usage.v1","time":"2026-11-01T10:00:00Z","data":{"customer":{"external_id":"c"},"feature":"f","quantity":"1"}}`, field: "id"},
