@@ -81,8 +81,8 @@ func TestCustomerAnalyticsFollowIdentity(t *testing.T) {
 		}
 	}
 	postAll(t, m.URL(), events, 100)
-	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, time.Minute)
-	waitAggregated(t, m.ch, time.Minute)
+	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, projectionWait)
+	waitAggregated(t, m.ch, projectionWait)
 
 	sum := func(ids ...string) moneyTotals {
 		var s moneyTotals

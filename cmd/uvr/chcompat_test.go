@@ -54,9 +54,9 @@ func TestOneSQLForEveryClickHouse(t *testing.T) {
 	events := slices.Concat(revenue, usage, mrr)
 	t.Logf("posting %d events", len(events))
 	postAll(t, m.URL(), events, 500)
-	waitCaughtUp(t, m.Brokers, cfg.ConsumerGroup, cfg.EventsTopic, 2*time.Minute)
-	waitCaughtUp(t, m.Brokers, cfg.ConsumerGroup+"-customers", cfg.EventsTopic, time.Minute)
-	waitAggregated(t, m.ch, 2*time.Minute)
+	waitCaughtUp(t, m.Brokers, cfg.ConsumerGroup, cfg.EventsTopic, projectionWait)
+	waitCaughtUp(t, m.Brokers, cfg.ConsumerGroup+"-customers", cfg.EventsTopic, projectionWait)
+	waitAggregated(t, m.ch, projectionWait)
 	exerciseAnalytics(t, m.URL(), today, mrrCustomer)
 	env := map[string]string{"UVR_CLICKHOUSE_ADDR": cfg.ClickHouseAddr, "UVR_CLICKHOUSE_DATABASE": cfg.ClickHouseDatabase}
 	reconciled, err := runCLI(t, env, "reconcile", "--day", today.AddDate(0, 0, -3).Format(time.DateOnly), "--check")

@@ -87,7 +87,7 @@ func TestConnectorsEndToEnd(t *testing.T) {
 
 	// The events went through the spine: Kafka has them and the projector stored them.
 	require.Equal(t, int64(runs.SyncRuns[0].EventsEmitted), topicEnd(t, cfg.KafkaBrokers, cfg.EventsTopic))
-	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, time.Minute)
+	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, projectionWait)
 	var stored uint64
 	require.NoError(t, m.ch.QueryRow(t.Context(), "SELECT count() FROM (SELECT source FROM revenue_events UNION ALL SELECT source FROM customer_events) WHERE source = 'stripe'").Scan(&stored))
 	assert.Positive(t, stored)

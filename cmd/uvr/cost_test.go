@@ -105,8 +105,8 @@ func TestUsageCostFromRateCardsEndToEnd(t *testing.T) {
 	voided.Data.Version, voided.Data.Void = 2, true
 	postAll(t, m.URL(), events, 100)
 	postAll(t, m.URL(), []event.Event{corrected, voided}, 100)
-	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, time.Minute)
-	waitAggregated(t, m.ch, time.Minute)
+	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, projectionWait)
+	waitAggregated(t, m.ch, projectionWait)
 
 	// The test's own prices: the default card's list prices per 1M tokens.
 	price := func(perMillion, qty string) decimal.Decimal {

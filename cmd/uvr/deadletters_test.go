@@ -64,7 +64,7 @@ func TestPoisonedEventInsideABatch(t *testing.T) {
 
 	start, stop := dateRange(end)
 	requireDashboardEquals(t, m.URL(), l, start, stop, 2*time.Minute)
-	waitCaughtUp(t, m.Brokers, cfg.ConsumerGroup, cfg.EventsTopic, time.Minute)
+	waitCaughtUp(t, m.Brokers, cfg.ConsumerGroup, cfg.EventsTopic, projectionWait)
 
 	// The API lists it, with where it came from and why.
 	entries := listDeadLetters(t, m.URL())

@@ -237,6 +237,12 @@ func (l *ledger) mismatch(d dashboardResponse) string {
 	return ""
 }
 
+// projectionWait bounds a wait for the projector or the aggregator to catch up
+// with a test's few thousand events: seconds on an idle machine, minutes on a
+// loaded 2-core runner where two end-to-end tests and their services share it.
+// Only a failing test waits it out.
+const projectionWait = 3 * time.Minute
+
 // requireDashboardEquals polls the API until it shows exactly the ledger.
 func requireDashboardEquals(t testing.TB, baseURL string, l *ledger, start, end string, within time.Duration) {
 	t.Helper()

@@ -49,8 +49,8 @@ func TestIngestExactlyOnce(t *testing.T) {
 	// The same batches again: Kafka now holds every event twice.
 	postAll(t, m.URL(), events, 1000)
 	require.Equal(t, int64(20_000), topicEnd(t, cfg.KafkaBrokers, cfg.EventsTopic))
-	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, 2*time.Minute)
-	waitAggregated(t, m.ch, time.Minute)
+	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, projectionWait)
+	waitAggregated(t, m.ch, projectionWait)
 	assert.Empty(t, l.mismatch(getDashboard(t, m.URL(), start, stop)), "after posting the batch twice")
 
 	// Redelivery of everything: another projector group reads the topic from
@@ -58,8 +58,8 @@ func TestIngestExactlyOnce(t *testing.T) {
 	again := cfg
 	again.ConsumerGroup = cfg.ConsumerGroup + "-replay"
 	startMain(t, again, Roles{Projector: true})
-	waitCaughtUp(t, cfg.KafkaBrokers, again.ConsumerGroup, cfg.EventsTopic, 2*time.Minute)
-	waitAggregated(t, m.ch, time.Minute)
+	waitCaughtUp(t, cfg.KafkaBrokers, again.ConsumerGroup, cfg.EventsTopic, projectionWait)
+	waitAggregated(t, m.ch, projectionWait)
 	assert.Empty(t, l.mismatch(getDashboard(t, m.URL(), start, stop)), "after a full redelivery")
 }
 
@@ -175,8 +175,8 @@ func TestProjectorSurvivesSIGKILL(t *testing.T) {
 	require.Equal(t, int64(len(events)), posted.Load())
 	startProjector()
 	start, stop := dateRange(end)
-	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, 2*time.Minute)
-	waitAggregated(t, apiMain.ch, time.Minute)
+	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, projectionWait)
+	waitAggregated(t, apiMain.ch, projectionWait)
 	assert.Empty(t, l.mismatch(getDashboard(t, apiMain.URL(), start, stop)))
 }
 

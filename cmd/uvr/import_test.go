@@ -97,8 +97,8 @@ func TestImportAirbyteTwiceChangesNoTotal(t *testing.T) {
 			out, err = runCLI(t, nil, "import", "airbyte", "--source", tt.vendor, "--url", m.URL(), file)
 			require.NoError(t, err, out)
 			require.Equal(t, int64(2*events), topicEnd(t, cfg.KafkaBrokers, cfg.EventsTopic), "every event is in Kafka twice")
-			waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, 2*time.Minute)
-			waitAggregated(t, m.ch, time.Minute)
+			waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, projectionWait)
+			waitAggregated(t, m.ch, projectionWait)
 			got := getDashboard(t, m.URL(), start, end).Summary.TotalRevenue
 			assert.True(t, got.Equal(want), "after the second import: total revenue %s, want %s", got, want)
 		})

@@ -103,9 +103,9 @@ func TestInsightsEndToEnd(t *testing.T) {
 	profiles, err := demo.Profiles(dcfg)
 	require.NoError(t, err)
 	postAll(t, m.URL(), events, 2000)
-	waitCaughtUp(t, m.Brokers, cfg.ConsumerGroup, cfg.EventsTopic, 2*time.Minute)
-	waitCaughtUp(t, m.Brokers, cfg.ConsumerGroup+"-customers", cfg.EventsTopic, 2*time.Minute)
-	waitAggregated(t, m.ch, 2*time.Minute)
+	waitCaughtUp(t, m.Brokers, cfg.ConsumerGroup, cfg.EventsTopic, projectionWait)
+	waitCaughtUp(t, m.Brokers, cfg.ConsumerGroup+"-customers", cfg.EventsTopic, projectionWait)
+	waitAggregated(t, m.ch, projectionWait)
 
 	first := runInsights(t, m.URL())
 	require.Positive(t, first.Created)

@@ -24,8 +24,8 @@ func TestPrometheusScrapesEveryStage(t *testing.T) {
 	m := startMain(t, cfg, Roles{API: true, Projector: true})
 	events := mixedEvents(5, 100, time.Now().UTC(), "metrics")
 	postAll(t, m.URL(), events, 100)
-	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, time.Minute)
-	waitAggregated(t, m.ch, time.Minute)
+	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, projectionWait)
+	waitAggregated(t, m.ch, projectionWait)
 
 	name := "metrics-" + servicetest.Suffix()
 	servicetest.ScrapeTarget(t, name, m.Addr)

@@ -70,8 +70,8 @@ func TestReplayRebuildsEveryProjectionAndSwapsItIn(t *testing.T) {
 		return last == ""
 	}, 2*time.Minute, 200*time.Millisecond)
 	require.Empty(t, last, "the live projection matches the ledger")
-	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, time.Minute)
-	waitAggregated(t, m.ch, 2*time.Minute)
+	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, projectionWait)
+	waitAggregated(t, m.ch, projectionWait)
 
 	// User state that is not in the events topic: an acknowledged flag.
 	flags, err := chinsights.NewStore(m.ch)
@@ -145,7 +145,7 @@ SELECT toDate('%s'), 'test', 'cus_drift', 'api.calls', 'USD', toDecimal128(1, 9)
 	// Minutes, not seconds: thousands of events posted during the replay are
 	// projected by the live group on 2 cores shared with the whole suite.
 	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, 4*time.Minute)
-	waitAggregated(t, m.ch, 2*time.Minute)
+	waitAggregated(t, m.ch, projectionWait)
 	d := getDashboard(t, m.URL(), start, stop)
 	require.Empty(t, l.mismatch(d), "after the replay, every event once")
 	requireCustomersTotal(t, m.URL(), start, stop, l)

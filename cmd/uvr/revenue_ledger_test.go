@@ -53,8 +53,8 @@ func TestRevenueLedgerCashAccrualFX(t *testing.T) {
 	posted, final = append(posted, mrrLines...), append(final, mrrLines...)
 	t.Logf("posting %d events (%d counted at the end)", len(posted), len(final))
 	postAll(t, m.URL(), posted, 1000)
-	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, 2*time.Minute)
-	waitAggregated(t, m.ch, time.Minute)
+	waitCaughtUp(t, cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic, projectionWait)
+	waitAggregated(t, m.ch, projectionWait)
 
 	start, stop := today.AddDate(0, 0, -61), today
 	q := func(basis, currency string) url.Values {

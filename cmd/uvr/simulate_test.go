@@ -69,9 +69,9 @@ func TestSimulateEndToEnd(t *testing.T) {
 		revenue("r3", "2026-02-05", event.KindRefund, "-10.00"),
 	}
 	postAll(t, m.URL(), events, 100)
-	waitCaughtUp(t, m.Brokers, cfg.ConsumerGroup, cfg.EventsTopic, time.Minute)
-	waitCaughtUp(t, m.Brokers, cfg.ConsumerGroup+"-customers", cfg.EventsTopic, time.Minute)
-	waitAggregated(t, m.ch, time.Minute)
+	waitCaughtUp(t, m.Brokers, cfg.ConsumerGroup, cfg.EventsTopic, projectionWait)
+	waitCaughtUp(t, m.Brokers, cfg.ConsumerGroup+"-customers", cfg.EventsTopic, projectionWait)
+	waitAggregated(t, m.ch, projectionWait)
 	id := customers.SelfID(customers.Ref{Source: cust.Source, ExternalID: cust.ExternalID})
 
 	// What the test expects, from the events above and the documented rules.
