@@ -58,7 +58,12 @@ func TestConnectorsEndToEnd(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, status)
 	assert.Contains(t, body, "api_key")
 
-	status, body = post(t, m.URL()+"/api/sync", "application/json", nil)
+	// 503 means "could not be requested now, retry" (Kafka or ClickHouse slow to
+	// answer on a loaded machine): retried as a client would, within a bound.
+	waitUntil(t, time.Minute, 100*time.Millisecond, func() bool {
+		status, body = post(t, m.URL()+"/api/sync", "application/json", nil)
+		return status != http.StatusServiceUnavailable
+	}, func() string { return "POST /api/sync kept answering 503: " + body })
 	require.Equal(t, http.StatusOK, status, body)
 	var summary struct {
 		Status            string `json:"status"`
