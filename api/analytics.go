@@ -72,9 +72,9 @@ const (
 // A year of daily rows for 130 features fits in one page.
 const maxPageRows = 50_000
 
-// pageParams reads limit (1..maxPageRows, default maxPageRows) and offset.
-func pageParams(c *gin.Context) (limit, offset int, err error) {
-	if limit, err = intParam(c, "limit", maxPageRows, 1, maxPageRows); err != nil {
+// pageParams reads limit (1..most, default def) and offset: every paged route's parameters.
+func pageParams(c *gin.Context, def, most int) (limit, offset int, err error) {
+	if limit, err = intParam(c, "limit", def, 1, most); err != nil {
 		return 0, 0, err
 	}
 	if offset, err = intParam(c, "offset", 0, 0, 1<<30); err != nil {
@@ -208,12 +208,7 @@ func (s *Server) listCustomers(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	limit, err := intParam(c, "limit", defaultCustomerLimit, 1, maxCustomerLimit)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	offset, err := intParam(c, "offset", 0, 0, 1<<30)
+	limit, offset, err := pageParams(c, defaultCustomerLimit, maxCustomerLimit)
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -394,7 +389,7 @@ func (s *Server) timeSeries(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	limit, offset, err := pageParams(c)
+	limit, offset, err := pageParams(c, maxPageRows, maxPageRows)
 	if err != nil {
 		s.writeError(c, err)
 		return

@@ -182,7 +182,7 @@ func (s *Server) listReferences(c *gin.Context) {
 		}
 		unmapped = b
 	}
-	limit, offset, err := pageParams(c)
+	limit, offset, err := pageParams(c, maxPageRows, maxPageRows)
 	if err != nil {
 		s.writeError(c, err)
 		return

@@ -38,12 +38,7 @@ func (s *Server) listDeadLetters(c *gin.Context) {
 		s.writeError(c, unavailable("the dead letters are not served by this process", nil))
 		return
 	}
-	limit, err := intParam(c, "limit", defaultDeadLettersLimit, 1, maxDeadLettersLimit)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	offset, err := intParam(c, "offset", 0, 0, 1<<30)
+	limit, offset, err := pageParams(c, defaultDeadLettersLimit, maxDeadLettersLimit)
 	if err != nil {
 		s.writeError(c, err)
 		return

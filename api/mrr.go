@@ -71,7 +71,7 @@ func (s *Server) mrr(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	limit, offset, err := pageParams(c)
+	limit, offset, err := pageParams(c, maxPageRows, maxPageRows)
 	if err != nil {
 		s.writeError(c, err)
 		return
