@@ -152,14 +152,14 @@ func (p *Publisher) publish(ctx context.Context, topic string, msgs []*message.M
 func retriableRecords(err error, records []kafkago.Message) ([]kafkago.Message, bool) {
 	var werrs kafkago.WriteErrors
 	if !errors.As(err, &werrs) || len(werrs) != len(records) {
-		return records, isRetriable(err)
+		return records, IsRetriable(err)
 	}
 	var failed []kafkago.Message
 	for i, e := range werrs {
 		if e == nil {
 			continue
 		}
-		if !isRetriable(e) {
+		if !IsRetriable(e) {
 			return nil, false
 		}
 		failed = append(failed, records[i])
@@ -171,9 +171,7 @@ func retriableRecords(err error, records []kafkago.Message) ([]kafkago.Message, 
 // created and the writer's metadata does not list yet, leader elections, a restarting broker.
 // IsRetriable reports whether err is a broker or connection error that a later attempt can
 // get past: a broker starting, restarting or electing a leader.
-func IsRetriable(err error) bool { return isRetriable(err) }
-
-func isRetriable(err error) bool {
+func IsRetriable(err error) bool {
 	var kerr kafkago.Error
 	if errors.As(err, &kerr) {
 		return kerr.Temporary()

@@ -205,7 +205,7 @@ func (t *Table) write(ctx context.Context, key string, value []byte) error {
 		}
 		// Leader elections and a topic another client just created (not yet in this
 		// client's metadata) go away by themselves.
-		if !isRetriable(err) {
+		if !IsRetriable(err) {
 			return fmt.Errorf("table %s: write key %q: %w", t.cfg.Topic, key, err)
 		}
 		if werr := t.wait(ctx, backoff); werr != nil {
@@ -224,7 +224,7 @@ func (t *Table) Sync(ctx context.Context) error {
 	backoff := 20 * time.Millisecond
 	for {
 		err := t.syncOnce(ctx)
-		if err == nil || !isRetriable(err) {
+		if err == nil || !IsRetriable(err) {
 			return err
 		}
 		if werr := t.wait(ctx, backoff); werr != nil {
@@ -352,7 +352,7 @@ func (t *Table) open(ctx context.Context) ([]int, error) {
 			t.partitions = parts
 			return parts, nil
 		}
-		if !isRetriable(err) {
+		if !IsRetriable(err) {
 			return nil, fmt.Errorf("table %s: metadata: %w", t.cfg.Topic, err)
 		}
 		if werr := t.wait(ctx, backoff); werr != nil {
