@@ -13,17 +13,21 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/uvrhq/uvr/connectors/ingest"
 	"github.com/uvrhq/uvr/deploy/servicetest"
+	"github.com/uvrhq/uvr/pipeline/event"
+	"github.com/uvrhq/uvr/projections/aggregates"
 	"github.com/uvrhq/uvr/projections/chstore"
 )
 
@@ -149,15 +153,7 @@ func TestSingleNodeKill9LosesNothing(t *testing.T) {
 	if !assert.Empty(t, l.mismatch(getDashboard(t, base, start.Format(time.DateOnly), stop.Format(time.DateOnly))), "/api/dashboard") {
 		// Which layer counts differently: the raw projection, its by-day
 		// copy, or the daily aggregates recomputed from it.
-		for _, q := range []string{
-			"SELECT toString(sum(cost)) FROM usage_events FINAL WHERE void = 0",
-			"SELECT toString(sum(cost)) FROM usage_by_day FINAL WHERE void = 0",
-			"SELECT toString(sum(cost)) FROM daily_usage FINAL",
-		} {
-			var total string
-			require.NoError(t, conn.QueryRow(t.Context(), q).Scan(&total))
-			t.Logf("%s: %s (ledger %s)", q, total, l.cost)
-		}
+		logLayers(t, conn, l)
 	}
 	byCustomer := buildRevenueLedger(final, "cash", "USD", nil, nil, start, stop)
 	var cl struct {
@@ -184,6 +180,57 @@ func TestSingleNodeKill9LosesNothing(t *testing.T) {
 	services := call(t, http.MethodGet, base+"/api/services", "", "", bearer(admin))
 	require.Equal(t, http.StatusOK, services.status, services.body)
 	assert.Contains(t, services.body, "Stripe (durability)")
+}
+
+// logLayers logs which layer counts differently from the ledger: the raw
+// projection, its by-day copies, or the daily aggregates recomputed from
+// them; and every identity counted at more than one version, with all its
+// stored rows, so that an intermittent double count names its event.
+func logLayers(t *testing.T, conn driver.Conn, l *ledger) {
+	t.Helper()
+	for _, q := range []struct{ sql, want string }{
+		{"SELECT toString(sum(cost)) FROM usage_events FINAL WHERE void = 0", l.cost.String()},
+		{"SELECT toString(sum(cost)) FROM usage_by_day FINAL WHERE " + aggregates.CountedSQL(event.TypeUsage), l.cost.String()},
+		{"SELECT toString(sum(cost)) FROM daily_usage FINAL", l.cost.String()},
+		{"SELECT toString(sum(amount)) FROM revenue_events FINAL WHERE void = 0", l.revenue.String()},
+		{"SELECT toString(sum(amount)) FROM revenue_by_day FINAL WHERE " + aggregates.CountedSQL(event.TypeRevenue), l.revenue.String()},
+		{"SELECT toString(sum(cash)) FROM revenue_lines_by_day FINAL WHERE " + aggregates.CountedSQL(event.TypeRevenue), l.revenue.String()},
+		{"SELECT toString(sum(cash)) FROM daily_revenue_lines FINAL", l.revenue.String()},
+		{"SELECT toString(sum(cash)) FROM daily_revenue FINAL", l.revenue.String()},
+	} {
+		var total string
+		require.NoError(t, conn.QueryRow(t.Context(), q.sql).Scan(&total))
+		t.Logf("%s: %s (ledger %s)", q.sql, total, q.want)
+	}
+	for table, typ := range map[string]string{"usage_by_day": event.TypeUsage, "revenue_by_day": event.TypeRevenue, "revenue_lines_by_day": event.TypeRevenue} {
+		var ids []string
+		err := chstore.QueryRows(t.Context(), conn, "SELECT id FROM "+table+" FINAL WHERE "+aggregates.CountedSQL(typ)+" GROUP BY source, id HAVING uniqExact(rev) > 1 LIMIT 5", nil,
+			func(scan func(...any) error) error {
+				var id string
+				err := scan(&id)
+				ids = append(ids, id)
+				return err
+			})
+		require.NoError(t, err)
+		for _, id := range ids {
+			for _, q := range []string{
+				"SELECT day, rev, void, _part FROM " + table + " WHERE id = ? ORDER BY rev, day",
+				"SELECT type, rev, _part FROM revisions WHERE id = ? ORDER BY rev",
+				"SELECT time, rev, void, _part FROM usage_events WHERE id = ? ORDER BY rev",
+				"SELECT time, rev, void, _part FROM revenue_events WHERE id = ? ORDER BY rev",
+			} {
+				var lines []string
+				err := chstore.QueryRows(t.Context(), conn, "SELECT toString(tuple(*)) FROM ("+q+")", []any{id}, func(scan func(...any) error) error {
+					var s string
+					err := scan(&s)
+					lines = append(lines, s)
+					return err
+				})
+				require.NoError(t, err)
+				t.Logf("%s counted at more than one version in %s; %s:\n%s", id, table, q, strings.Join(lines, "\n"))
+			}
+		}
+	}
 }
 
 // uvrNode is `uvr run` as a child process, restarted with the same command

@@ -237,68 +237,67 @@ func TestRedeliveredFlushesCountOnce(t *testing.T) {
 	assert.Equal(t, "2", got.Summary.TotalUsageCost.String())
 }
 
+// failFlush flushes rows through writer to a raw store that fails: the
+// by-day rows are written, the raw rows are not.
+func failFlush(t *testing.T, writer *Writer, rows []rawevents.Row) {
+	t.Helper()
+	failing, err := rawevents.NewBatcher(rawevents.BatcherConfig{Inserter: failInserter{}, Before: writer, FlushInterval: time.Millisecond})
+	require.NoError(t, err)
+	require.Error(t, failing.Add(testCtx(t), rows))
+	require.NoError(t, failing.Close())
+}
+
+// dashboardMatchesRaw recomputes the dirty days and asserts that the
+// aggregates' dashboard of start..end is the raw tables' one; it returns it.
+func (f *fixture) dashboardMatchesRaw(t *testing.T, start, end string) rawevents.Dashboard {
+	t.Helper()
+	ctx := testCtx(t)
+	_, err := f.agg.RecomputePending(ctx)
+	require.NoError(t, err)
+	q := rawevents.DashboardQuery{Start: day(start), End: day(end), Currency: "USD"}
+	got, err := f.reader.Dashboard(ctx, q)
+	require.NoError(t, err)
+	want, err := f.raw.Dashboard(ctx, q)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	return got
+}
+
 type failInserter struct{}
 
 func (failInserter) InsertBatch(context.Context, []rawevents.Row) error {
 	return errors.New("clickhouse went away")
 }
 
-// plan, the heart of the by-day writes, on its own.
-func TestPlan(t *testing.T) {
-	row := func(id, d string, v uint32, void bool) *rawevents.Row {
-		e := mk(event.TypeUsage, id, d, use("a", "1", "1"), ver(v))
-		e.Data.Void = void
+// rowsOf turns events into the rows the projector stores.
+func rowsOf(t *testing.T, es ...event.Event) []rawevents.Row {
+	t.Helper()
+	var out []rawevents.Row
+	for _, e := range es {
 		r, err := rawevents.NewRow(e, time.Now(), -1, -1)
 		require.NoError(t, err)
-		return &r
+		out = append(out, r)
 	}
-	type out struct {
-		id, day string
-		rev     uint64
-		void    bool
-	}
+	return out
+}
+
+func TestIsRevision(t *testing.T) {
 	tests := []struct {
-		name  string
-		batch []*rawevents.Row
-		cur   map[identity]current
-		want  []out
+		version uint32
+		void    bool
+		want    bool
 	}{
-		{"new event", []*rawevents.Row{row("x", "2026-03-01", 1, false)}, nil,
-			[]out{{"x", "2026-03-01", 2, false}}},
-		{"correction on the same day", []*rawevents.Row{row("x", "2026-03-01", 2, false)},
-			map[identity]current{{"test", "x"}: {rev: 2, days: []rawevents.Date{day("2026-03-01")}}},
-			[]out{{"x", "2026-03-01", 4, false}}},
-		{"correction moving the day leaves a tombstone", []*rawevents.Row{row("x", "2026-03-02", 2, false)},
-			map[identity]current{{"test", "x"}: {rev: 2, days: []rawevents.Date{day("2026-03-01")}}},
-			[]out{{"x", "2026-03-02", 4, false}, {"x", "2026-03-01", 4, true}}},
-		{"void", []*rawevents.Row{row("x", "2026-03-01", 1, true)},
-			map[identity]current{{"test", "x"}: {rev: 2, days: []rawevents.Date{day("2026-03-01")}}},
-			[]out{{"x", "2026-03-01", 3, true}}},
-		{"older version after a newer one", []*rawevents.Row{row("x", "2026-03-05", 1, false)},
-			map[identity]current{{"test", "x"}: {rev: 4, days: []rawevents.Date{day("2026-03-01")}}},
-			nil},
-		{"redelivery of the current version", []*rawevents.Row{row("x", "2026-03-02", 2, false)},
-			map[identity]current{{"test", "x"}: {rev: 4, days: []rawevents.Date{day("2026-03-02")}}},
-			[]out{{"x", "2026-03-02", 4, false}}},
-		{"versions of one batch in rev order", []*rawevents.Row{row("x", "2026-03-03", 3, false), row("x", "2026-03-02", 2, false)},
-			map[identity]current{{"test", "x"}: {rev: 2, days: []rawevents.Date{day("2026-03-01")}}},
-			[]out{{"x", "2026-03-02", 4, false}, {"x", "2026-03-01", 4, true}, {"x", "2026-03-03", 6, false}, {"x", "2026-03-01", 6, true}, {"x", "2026-03-02", 6, true}}},
-		{"remembered days are all tombstoned", []*rawevents.Row{row("x", "2026-03-03", 3, false)},
-			map[identity]current{{"test", "x"}: {rev: 4, days: []rawevents.Date{day("2026-03-01"), day("2026-03-02")}}},
-			[]out{{"x", "2026-03-03", 6, false}, {"x", "2026-03-01", 6, true}, {"x", "2026-03-02", 6, true}}},
+		{1, false, false},
+		{1, true, true},
+		{2, false, true},
+		{7, true, true},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cur := tt.cur
-			if cur == nil {
-				cur = map[identity]current{}
-			}
-			var got []out
-			for _, r := range plan(tt.batch, cur) {
-				got = append(got, out{r.row.Event.ID, r.day.String(), r.rev, r.void})
-			}
-			assert.Equal(t, tt.want, got)
-		})
+		e := mk(event.TypeUsage, "x", "2026-03-01", use("a", "1", "1"), ver(tt.version))
+		e.Data.Void = tt.void
+		r, err := rawevents.NewRow(e, time.Now(), -1, -1)
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, IsRevision(&r), "version %d void %t", tt.version, tt.void)
 	}
 }
 
@@ -338,9 +337,9 @@ func TestChunkIdentities(t *testing.T) {
 // A flush that wrote its by-day rows and then failed its raw insert, then a
 // restart (a new writer: nothing of the failed flush is in memory): a later
 // version of the same event, flushed before the failed one is redelivered,
-// must still remove the failed version's by-day rows, which the raw tables
-// do not know (the trail written before them does). The same for revenue
-// and its lines, whose accrual days move with the period.
+// supersedes the failed version's by-day rows, which the raw tables do not
+// know, by its higher revision. The same for revenue and its lines, whose
+// accrual days move with the period.
 func TestLaterVersionAfterAFailedFlushAndARestart(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -349,48 +348,56 @@ func TestLaterVersionAfterAFailedFlushAndARestart(t *testing.T) {
 		mk(event.TypeUsage, "u1", "2026-03-01", use("a", "1", "1")),
 		mk(event.TypeRevenue, "r1", "2026-03-01", pay(event.KindInvoicePaid, "10"), period("2026-03-01", "2026-03-03")))
 
-	rows := func(es ...event.Event) []rawevents.Row {
-		var out []rawevents.Row
-		for _, e := range es {
-			r, err := rawevents.NewRow(e, time.Now(), -1, -1)
-			require.NoError(t, err)
-			out = append(out, r)
-		}
-		return out
-	}
-	v2 := rows(
+	v2 := rowsOf(t,
 		mk(event.TypeUsage, "u1", "2026-03-02", use("a", "2", "2"), ver(2)),
 		mk(event.TypeRevenue, "r1", "2026-03-05", pay(event.KindInvoicePaid, "20"), period("2026-03-05", "2026-03-07"), ver(2)))
-	v3 := rows(
+	v3 := rowsOf(t,
 		mk(event.TypeUsage, "u1", "2026-03-03", use("a", "3", "3"), ver(3)),
 		mk(event.TypeRevenue, "r1", "2026-03-09", pay(event.KindInvoicePaid, "30"), ver(3)))
 	before, err := NewWriter(WriterConfig{Conn: f.conn}) // the process that dies
 	require.NoError(t, err)
-	failing, err := rawevents.NewBatcher(rawevents.BatcherConfig{Inserter: failInserter{}, Before: before, FlushInterval: time.Millisecond})
-	require.NoError(t, err)
-	require.Error(t, failing.Add(ctx, v2)) // by-day rows under 03-02 and 03-05..07 written, raw not
-	require.NoError(t, failing.Close())
+	failFlush(t, before, v2)                   // by-day rows under 03-02 and 03-05..07 written, raw not
 	require.NoError(t, f.batcher.Add(ctx, v3)) // after the restart the later version goes first
 	require.NoError(t, f.batcher.Add(ctx, v2)) // then the redelivery
-	_, err = f.agg.RecomputePending(ctx)
-	require.NoError(t, err)
-
-	q := rawevents.DashboardQuery{Start: day("2026-03-01"), End: day("2026-03-09"), Currency: "USD"}
-	got, err := f.reader.Dashboard(ctx, q)
-	require.NoError(t, err)
-	want, err := f.raw.Dashboard(ctx, q)
-	require.NoError(t, err)
-	assert.Equal(t, want, got)
+	got := f.dashboardMatchesRaw(t, "2026-03-01", "2026-03-09")
 	assert.Equal(t, "3", got.Summary.TotalUsageCost.String())
 
 	var cash, accrual decimal.Decimal
-	require.NoError(t, f.conn.QueryRow(ctx, `SELECT sum(cash), sum(accrual) FROM revenue_lines_by_day FINAL WHERE void = 0`).Scan(&cash, &accrual))
+	require.NoError(t, f.conn.QueryRow(ctx, `SELECT sum(cash), sum(accrual) FROM revenue_lines_by_day FINAL WHERE `+CountedSQL(event.TypeRevenue)).Scan(&cash, &accrual))
 	assert.Equal(t, "30", cash.String(), "cash: the last version only")
 	assert.Equal(t, "30", accrual.String(), "accrual: the last version only, none of v2's period")
 }
 
+// A flush of v3 writes its by-day rows and revision and fails before its raw
+// insert; v2, older, is flushed before v3's redelivery and lands in the raw
+// tables. After v3's redelivery nothing of v1 or v2 counts, though their
+// rows stay under their days: v3's revision supersedes them.
+func TestOlderVersionBetweenAFailedFlushAndItsRedelivery(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := testCtx(t)
+	f.add(t,
+		mk(event.TypeUsage, "u1", "2026-03-01", use("a", "1", "7")),
+		mk(event.TypeRevenue, "r1", "2026-03-01", pay(event.KindInvoicePaid, "10")))
+	v2 := rowsOf(t,
+		mk(event.TypeUsage, "u1", "2026-03-02", use("a", "1", "7"), ver(2)),
+		mk(event.TypeRevenue, "r1", "2026-03-02", pay(event.KindInvoicePaid, "10"), ver(2)))
+	v3 := rowsOf(t,
+		mk(event.TypeUsage, "u1", "2026-03-03", use("a", "1", "7"), ver(3)),
+		mk(event.TypeRevenue, "r1", "2026-03-03", pay(event.KindInvoicePaid, "10"), ver(3)))
+	failFlush(t, f.writer, v3)                 // by-day rows under 03-03 written, raw not
+	require.NoError(t, f.batcher.Add(ctx, v2)) // the older version, before the redelivery
+	require.NoError(t, f.batcher.Add(ctx, v3)) // the redelivery
+	got := f.dashboardMatchesRaw(t, "2026-03-01", "2026-03-03")
+	assert.Equal(t, "7", got.Summary.TotalUsageCost.String(), "usage: v3 alone")
+	assert.Equal(t, "10", got.Summary.TotalRevenue.String(), "revenue: v3 alone")
+	var cash decimal.Decimal
+	require.NoError(t, f.conn.QueryRow(ctx, `SELECT sum(cash) FROM revenue_lines_by_day FINAL WHERE `+CountedSQL(event.TypeRevenue)).Scan(&cash))
+	assert.Equal(t, "10", cash.String(), "revenue lines: v3 alone")
+}
+
 // Ten years of daily history in one batch through the projector's write
-// path (by-day copy, trails, dirty days, raw rows): 120 monthly partitions
+// path (by-day copy, dirty days, raw rows): 120 monthly partitions
 // per by-day table, more than a current ClickHouse takes in one insert
 // (chstore.MaxPartitionsPerInsert), so the writer's inserts are split by
 // month. Every row lands once, the totals are exact, and every day is

@@ -14,6 +14,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/shopspring/decimal"
 
+	"github.com/uvrhq/uvr/pipeline/event"
 	"github.com/uvrhq/uvr/projections/chstore"
 	"github.com/uvrhq/uvr/projections/customers"
 	"github.com/uvrhq/uvr/projections/pricing"
@@ -505,7 +506,7 @@ func revenueItemsSQL(r Range, m mapping) (string, []any) {
 	cust = strings.ReplaceAll(cust, "if(customer = '', customer_external_id, '')", "customer_external_id")
 	return `SELECT day, ` + cust + `, source, id, kind, currency, amount
 FROM revenue_by_day FINAL
-WHERE void = 0 AND day >= toDate(?) AND day <= toDate(?) AND kind IN (` + quoteAll(rawevents.RevenueKinds()) + `)
+WHERE ` + CountedSQL(event.TypeRevenue) + ` AND day >= toDate(?) AND day <= toDate(?) AND kind IN (` + quoteAll(rawevents.RevenueKinds()) + `)
 ORDER BY day, source, id`, append(args, r.Start.String(), r.End.String())
 }
 

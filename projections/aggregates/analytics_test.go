@@ -43,7 +43,8 @@ ORDER BY day, customer, src, ext, plan, currency`, sql)
 	sql, args = revenueItemsSQL(r, m)
 	assert.Equal(t, `SELECT day, transform(concat(toString(length(customer_source)), ':', customer_source, customer_external_id), ?, ?, '') AS customer, customer_source AS src, customer_external_id AS ext, source, id, kind, currency, amount
 FROM revenue_by_day FINAL
-WHERE void = 0 AND day >= toDate(?) AND day <= toDate(?) AND kind IN ('charge', 'invoice_paid', 'refund', 'credit_note', 'dispute')
+WHERE void = 0 AND ((source, id) NOT IN (SELECT source, id FROM revisions WHERE type = 'uvr.revenue.v1')
+  OR (source, id, rev) IN (SELECT source, id, rev FROM revisions FINAL WHERE type = 'uvr.revenue.v1')) AND day >= toDate(?) AND day <= toDate(?) AND kind IN ('charge', 'invoice_paid', 'refund', 'credit_note', 'dispute')
 ORDER BY day, source, id`, sql)
 	assert.Equal(t, []any{m.keys, m.ids, "2026-03-01", "2026-03-09"}, args)
 

@@ -17,11 +17,10 @@ import (
 
 // Revenue lines: cash and accrual per day × customer × currency × plan
 // (migration 0008, docs/analytics/revenue.md). An event version has a row in
-// revenue_lines_by_day under every day it counts on in either view, so the
-// by-day scheme of usage_by_day and revenue_by_day (tombstones under the days
-// a correction leaves, dirty days, whole-day recomputes) keeps the accrual
-// view exact too: a correction that shortens a period tombstones the days it
-// no longer covers.
+// revenue_lines_by_day under every day it counts on in either view, read
+// like the other by-day tables (CountedSQL): a correction that shortens a
+// period leaves its predecessor's rows where they were, superseded by rev,
+// and marks their days dirty.
 const (
 	TableRevenueLinesByDay = "revenue_lines_by_day"
 	TableDailyRevenueLines = "daily_revenue_lines"
@@ -88,68 +87,37 @@ type lineRow struct {
 	cash, accrual decimal.Decimal
 }
 
-// planLines is plan for revenue lines: a version newer than (or equal to) the
-// current one writes a row under each of its days and a tombstone under every
-// other day a version of the identity may be live under; an older one
-// writes nothing.
-func planLines(batch []*rawevents.Row, cur map[identity]current) []lineRow {
-	sorted := inRevOrder(batch)
+// linesOf returns the revenue lines of every version of batch.
+func linesOf(batch []*rawevents.Row) []lineRow {
 	var out []lineRow
-	for _, r := range sorted {
-		id := identity{r.Event.Source, r.Event.ID}
-		rev := r.Rev()
-		c, ok := cur[id]
-		if ok && rev < c.rev {
-			continue
-		}
-		mine := map[rawevents.Date]bool{}
+	for _, r := range batch {
 		for _, l := range lineDays(r.Event) {
-			mine[l.day] = true
-			out = append(out, lineRow{byDayRow: byDayRow{day: l.day, rev: rev, void: r.Event.Data.Void, row: r}, cash: l.cash, accrual: l.accrual})
+			out = append(out, lineRow{byDayRow: byDayRow{day: l.day, row: r}, cash: l.cash, accrual: l.accrual})
 		}
-		days := slices.Clone(c.days)
-		for _, d := range c.days {
-			if !mine[d] {
-				out = append(out, lineRow{byDayRow: byDayRow{day: d, rev: rev, void: true, tomb: true, row: r}})
-			}
-		}
-		for d := range mine {
-			if !slices.Contains(c.days, d) {
-				days = append(days, d)
-			}
-		}
-		cur[id] = current{rev: rev, days: days}
 	}
 	return out
 }
 
-// planLines plans the revenue lines of a batch's revenue rows against the
-// current versions in revenue_events and the trails of kind revenue_lines.
-func (w *Writer) planLines(ctx context.Context, batch []*rawevents.Row, trails map[trailKey][]current) ([]lineRow, error) {
-	if len(batch) == 0 {
-		return nil, nil
-	}
-	cur, err := w.lookupLines(ctx, batch)
-	if err != nil {
-		return nil, err
-	}
-	mergeTrails(KindRevenueLines, trails, cur)
-	return planLines(batch, cur), nil
+// currentDays are the days the current version of a revenue event counts
+// on: its cash day (revenue_by_day) and its lines' days.
+type currentDays struct {
+	cashDay rawevents.Date
+	days    []rawevents.Date
 }
 
 // lookupLines reads the current version of the batch's identities from
 // revenue_events with what its days depend on (time, amount, period).
-func (w *Writer) lookupLines(ctx context.Context, batch []*rawevents.Row) (map[identity]current, error) {
+func (w *Writer) lookupLines(ctx context.Context, batch []*rawevents.Row) (map[identity]currentDays, error) {
 	ids := identitiesOf(batch)
-	cur := make(map[identity]current, len(ids))
+	cur := make(map[identity]currentDays, len(ids))
 	for _, chunk := range chunkIdentities(ids, maxLookupBytes) {
 		sql, args := currentLinesSQL(chunk)
 		err := chstore.QueryRows(ctx, w.conn, sql, args, func(scan func(...any) error) error {
-			ev, rev, err := scanLineEvent(scan)
+			ev, _, err := scanLineEvent(scan)
 			if err != nil {
 				return err
 			}
-			cur[identity{ev.Source, ev.ID}] = current{rev: rev, days: daysOf(lineDays(ev))}
+			cur[identity{ev.Source, ev.ID}] = currentDays{cashDay: rawevents.DateOf(ev.Time.UTC()), days: daysOf(lineDays(ev))}
 			return nil
 		})
 		if err != nil {
@@ -205,7 +173,7 @@ func insertLines(ctx context.Context, conn driver.Conn, rows []lineRow) error {
 	)
 	for i, r := range rows {
 		ev := r.row.Event
-		days[i], sources[i], ids[i], revs[i], voids[i] = r.day.Midnight(), ev.Source, ev.ID, r.rev, flag(r.void)
+		days[i], sources[i], ids[i], revs[i], voids[i] = r.day.Midnight(), ev.Source, ev.ID, r.row.Rev(), flag(ev.Data.Void)
 		custSrc[i], custExt[i] = ev.Data.Customer.Source, ev.Data.Customer.ExternalID
 		kinds[i], currencies[i], pls[i] = ev.Data.Kind, ev.Data.Currency, ev.Data.Plan
 		cash[i], accrual[i] = r.cash, r.accrual
@@ -242,14 +210,11 @@ func (a *Aggregator) backfillLines(ctx context.Context) error {
 	}
 	sql := `SELECT ` + lineColumns + ` FROM ` + rawevents.TableRevenue + ` FINAL`
 	err := chstore.QueryRows(ctx, a.conn, sql, nil, func(scan func(...any) error) error {
-		ev, rev, err := scanLineEvent(scan)
+		ev, _, err := scanLineEvent(scan)
 		if err != nil {
 			return err
 		}
-		r := &rawevents.Row{Event: ev}
-		for _, l := range lineDays(ev) {
-			rows = append(rows, lineRow{byDayRow: byDayRow{day: l.day, rev: rev, void: ev.Data.Void, row: r}, cash: l.cash, accrual: l.accrual})
-		}
+		rows = append(rows, linesOf([]*rawevents.Row{{Event: ev}})...)
 		if len(rows) >= chunk {
 			return flush()
 		}
@@ -289,7 +254,7 @@ func linesDaySQL(days []rawevents.Date) (string, []any) {
 	cond, args := dayIn(days)
 	return `SELECT day, customer_source, customer_external_id, currency, plan, sum(cash) AS total_cash, sum(accrual) AS total_accrual, sumIf(cash, kind IN (` + quoteAll(refundKinds) + `)) AS total_refunds, count() AS events
 FROM revenue_lines_by_day FINAL
-WHERE ` + cond + ` AND void = 0 AND kind IN (` + quoteAll(rawevents.RevenueKinds()) + `)
+WHERE ` + cond + ` AND ` + CountedSQL(event.TypeRevenue) + ` AND kind IN (` + quoteAll(rawevents.RevenueKinds()) + `)
 GROUP BY day, customer_source, customer_external_id, currency, plan`, args
 }
 

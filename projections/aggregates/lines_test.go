@@ -184,12 +184,6 @@ func TestMRRMovements(t *testing.T) {
 	assert.Len(t, m.Customers, 5)
 }
 
-func TestSpansOf(t *testing.T) {
-	d := func(s string) rawevents.Date { return day(s) }
-	assert.Equal(t, [][2]rawevents.Date{{d("2026-03-01"), d("2026-03-03")}, {d("2026-03-05"), d("2026-03-05")}},
-		spansOf([]rawevents.Date{d("2026-03-03"), d("2026-03-05"), d("2026-03-01"), d("2026-03-02"), d("2026-03-02")}))
-}
-
 // lineDays: the cash day and each accrual day, merged when they coincide;
 // a period over MaxAccrualDays and an event without a period accrue on the
 // cash day; an event without an amount keeps its cash day with zeros.

@@ -92,7 +92,7 @@ func (a *Analytics) MRR(ctx context.Context, r Range, customerID string) (MRR, e
 func mrrLinesSQL(before time.Time) (string, []any) {
 	return `SELECT source, id, customer_source, customer_external_id, kind, currency, amount, period_start, period_end
 FROM revenue_by_day FINAL
-WHERE void = 0 AND isNotNull(period_start) AND period_start < toDateTime(?) AND kind IN ('` + event.KindInvoicePaid + `', '` + event.KindCharge + `', '` + event.KindCreditNote + `')
+WHERE ` + CountedSQL(event.TypeRevenue) + ` AND isNotNull(period_start) AND period_start < toDateTime(?) AND kind IN ('` + event.KindInvoicePaid + `', '` + event.KindCharge + `', '` + event.KindCreditNote + `')
 ORDER BY source, id`, []any{before.UTC().Format(time.DateTime)}
 }
 

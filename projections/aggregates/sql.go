@@ -1,11 +1,14 @@
 package aggregates
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/uvrhq/uvr/pipeline/event"
 	"github.com/uvrhq/uvr/projections/rawevents"
 )
 
@@ -18,6 +21,20 @@ import (
 // Every read of a ReplacingMergeTree uses FINAL and keeps its filters in
 // WHERE, never PREWHERE: a PREWHERE applies before FINAL collapses the
 // versions and would let an older, unvoided version through.
+
+// CountedSQL is the condition under which a by-day row of an event of type
+// typ (event.TypeUsage or event.TypeRevenue) counts, read with FINAL (which
+// keeps the highest rev under each day): it is not void, and its identity
+// has no revision or the row is the identity's highest revision. The
+// by-day tables keep every version under its own day, with no tombstone:
+// this is where a correction supersedes the version before it.
+//
+// Both sets are built from revisions once per query; the table holds only
+// versions above the first and voids, a small part of the log.
+func CountedSQL(typ string) string {
+	return `void = 0 AND ((source, id) NOT IN (SELECT source, id FROM ` + TableRevisions + ` WHERE type = '` + typ + `')
+  OR (source, id, rev) IN (SELECT source, id, rev FROM ` + TableRevisions + ` FINAL WHERE type = '` + typ + `'))`
+}
 
 // identity is an event identity, the raw tables' primary key.
 type identity struct {
@@ -68,7 +85,7 @@ func usageDaySQL(days []rawevents.Date) (string, []any) {
 	cond, args := dayIn(days)
 	return `SELECT day, customer_source, customer_external_id, feature, currency, toString(price) AS to_price, sum(quantity) AS quantity, sum(cost) AS cost, count() AS events
 FROM usage_by_day FINAL
-WHERE ` + cond + ` AND void = 0
+WHERE ` + cond + ` AND ` + CountedSQL(event.TypeUsage) + `
 GROUP BY day, customer_source, customer_external_id, feature, currency, to_price`, args
 }
 
@@ -99,7 +116,7 @@ func revenueDaySQL(days []rawevents.Date) (string, []any) {
 	cond, args := dayIn(days)
 	return `SELECT day, customer_source, customer_external_id, currency, sum(amount) AS cash, sumIf(amount, kind IN (` + quoteAll(refundKinds) + `)) AS refunds, count() AS events
 FROM revenue_by_day FINAL
-WHERE ` + cond + ` AND void = 0 AND kind IN (` + quoteAll(rawevents.RevenueKinds()) + `)
+WHERE ` + cond + ` AND ` + CountedSQL(event.TypeRevenue) + ` AND kind IN (` + quoteAll(rawevents.RevenueKinds()) + `)
 GROUP BY day, customer_source, customer_external_id, currency`, args
 }
 
@@ -126,4 +143,16 @@ func quoteAll(ss []string) string {
 		q[i] = "'" + s + "'"
 	}
 	return strings.Join(q, ", ")
+}
+
+// identitiesOf returns the distinct identities of batch, sorted.
+func identitiesOf(batch []*rawevents.Row) []identity {
+	ids := make([]identity, 0, len(batch))
+	for _, r := range batch {
+		ids = append(ids, identity{r.Event.Source, r.Event.ID})
+	}
+	slices.SortFunc(ids, func(a, b identity) int {
+		return cmp.Or(cmp.Compare(a.source, b.source), cmp.Compare(a.id, b.id))
+	})
+	return slices.Compact(ids)
 }

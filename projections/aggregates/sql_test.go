@@ -59,7 +59,8 @@ LIMIT ?`,
 			name: "usage day", sql: first(usageDaySQL(days)), args: second(usageDaySQL(days)),
 			wantSQL: `SELECT day, customer_source, customer_external_id, feature, currency, toString(price) AS to_price, sum(quantity) AS quantity, sum(cost) AS cost, count() AS events
 FROM usage_by_day FINAL
-WHERE day IN (toDate(?), toDate(?)) AND void = 0
+WHERE day IN (toDate(?), toDate(?)) AND void = 0 AND ((source, id) NOT IN (SELECT source, id FROM revisions WHERE type = 'uvr.usage.v1')
+  OR (source, id, rev) IN (SELECT source, id, rev FROM revisions FINAL WHERE type = 'uvr.usage.v1'))
 GROUP BY day, customer_source, customer_external_id, feature, currency, to_price`,
 			wantArgs: []any{"2026-03-09", "2026-03-11"},
 		},
@@ -75,7 +76,8 @@ ORDER BY day`,
 			name: "revenue day", sql: first(revenueDaySQL(days)), args: second(revenueDaySQL(days)),
 			wantSQL: `SELECT day, customer_source, customer_external_id, currency, sum(amount) AS cash, sumIf(amount, kind IN ('refund', 'credit_note')) AS refunds, count() AS events
 FROM revenue_by_day FINAL
-WHERE day IN (toDate(?), toDate(?)) AND void = 0 AND kind IN ('charge', 'invoice_paid', 'refund', 'credit_note', 'dispute')
+WHERE day IN (toDate(?), toDate(?)) AND void = 0 AND ((source, id) NOT IN (SELECT source, id FROM revisions WHERE type = 'uvr.revenue.v1')
+  OR (source, id, rev) IN (SELECT source, id, rev FROM revisions FINAL WHERE type = 'uvr.revenue.v1')) AND kind IN ('charge', 'invoice_paid', 'refund', 'credit_note', 'dispute')
 GROUP BY day, customer_source, customer_external_id, currency`,
 			wantArgs: []any{"2026-03-09", "2026-03-11"},
 		},

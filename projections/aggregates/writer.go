@@ -2,23 +2,28 @@
 // events, corrections and voids (docs/design/daily-aggregates.md):
 //
 //   - Writer, called by the projector's batcher before each raw insert,
-//     copies the batch's usage and revenue rows into usage_by_day and
-//     revenue_by_day (ordered by day), with a tombstone under the old day when
-//     a correction moves an event to another day, and each revenue event's
-//     cash and accrual days into revenue_lines_by_day (lines.go), and records
-//     the days it touched in dirty_days;
+//     copies every version of the batch's usage and revenue events into
+//     usage_by_day and revenue_by_day under its own day, and its cash and
+//     accrual days into revenue_lines_by_day (lines.go); appends the
+//     versions above the first (and the voids) to revisions; and records the
+//     days it touched in dirty_days, with the days the identities of those
+//     revisions were current on before;
+//   - the readers of the by-day tables count a row when it is not void and
+//     its identity has no revision or the row's rev is its highest
+//     (CountedSQL): a correction, a void, a first version arriving after its
+//     correction are resolved by rev when a day is read, so the writer reads
+//     nothing for the events that never change (almost all of them);
 //   - Aggregator recomputes each dirty day of daily_usage and daily_revenue
 //     from the by-day tables, a whole day at a time, and reconciles a day on
 //     demand;
 //   - Reader answers the dashboard from the aggregates only.
 //
-// The write order per batch (lookup → trails → by-day rows → dirty days →
-// raw rows → ack) is what makes redelivery harmless: a crash before the raw
-// insert repeats the same by-day writes (same keys, same revs), and the
-// trails (trail.go) written before them keep their days known whatever
-// order the redelivered versions come in; a crash after it finds the new
-// version current and rewrites only its own by-day row, whose tombstone was
-// written before.
+// The write order per batch (look up the revisions' current days → by-day
+// rows → revisions → dirty days → raw rows → ack) is what makes redelivery
+// harmless: every write is idempotent (same keys, same revs), a crash
+// before the ack redelivers the whole batch, which writes and marks again,
+// and the raw tables, which tell the writer which days a revision leaves,
+// take a version only after its by-day rows and marks are in.
 package aggregates
 
 import (
@@ -46,6 +51,7 @@ const (
 	TableDirtyDays    = "dirty_days"
 	TableDailyUsage   = "daily_usage"
 	TableDailyRevenue = "daily_revenue"
+	TableRevisions    = "revisions"
 )
 
 // Kind names an aggregate in dirty_days.
@@ -86,101 +92,75 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 	return &Writer{conn: cfg.Conn, now: orNow(cfg.Now)}, nil
 }
 
-// byDayRow is one row of usage_by_day or revenue_by_day.
+// byDayRow is one row of usage_by_day or revenue_by_day: an event version
+// under one of its days.
 type byDayRow struct {
-	day  rawevents.Date
-	rev  uint64
-	void bool
-	tomb bool           // a tombstone under a day the version left
-	row  *rawevents.Row // the event version whose values the row carries
+	day rawevents.Date
+	row *rawevents.Row
 }
 
-// current is what the by-day table may hold of an identity: the highest rev
-// written under any day, and every day a version of it may be live under.
-//
-// The raw tables give the current version and its day. But a flush whose
-// by-day rows were written and whose raw insert failed leaves a by-day row
-// the raw tables do not know, and a later version of the event may be
-// flushed before the failed one is redelivered: by a process that goes on,
-// or after a restart, where the redelivered batches need not flush in their
-// first order. So each flush first records in by_day_trails the days and
-// rev of the by-day rows it is about to write, and a new version tombstones
-// every day the trails and the raw tables name. A tombstone under a day
-// where nothing of the identity is live is harmless, and so is a trail of a
-// write that never happened (its version is redelivered, being unacked).
-type current struct {
-	rev  uint64
-	days []rawevents.Date
-}
-
-// WriteBefore looks up the current versions of the batch's usage and revenue
-// identities in the raw tables and the trails, writes the trails of the
-// by-day rows it plans, then the by-day rows (new versions and tombstones),
-// then the dirty days. Customer events have no by-day copy.
+// WriteBefore writes the batch's by-day rows, then its revisions, then the
+// dirty days: those of its rows and, for each revision, those its identity
+// was current on before (looked up in the raw tables, which the batch's own
+// raw rows reach only after this returns). Customer events have no by-day
+// copy.
 func (w *Writer) WriteBefore(ctx context.Context, rows []rawevents.Row) error {
 	usage, revenue := rowsOfType(rows, event.TypeUsage), rowsOfType(rows, event.TypeRevenue)
 	if len(usage)+len(revenue) == 0 {
 		return nil
 	}
-	trails, err := w.lookupTrails(ctx, identitiesOf(slices.Concat(usage, revenue)))
-	if err != nil {
-		return err
-	}
-	planned := func(kind Kind, raw string, batch []*rawevents.Row) ([]byDayRow, error) {
-		if len(batch) == 0 {
-			return nil, nil
-		}
-		cur, err := w.lookup(ctx, raw, batch)
-		if err != nil {
-			return nil, err
-		}
-		mergeTrails(kind, trails, cur)
-		return plan(batch, cur), nil
-	}
-	usageOut, err := planned(KindUsage, rawevents.TableUsage, usage)
-	if err != nil {
-		return err
-	}
-	revenueOut, err := planned(KindRevenue, rawevents.TableRevenue, revenue)
-	if err != nil {
-		return err
-	}
-	linesOut, err := w.planLines(ctx, revenue, trails)
-	if err != nil {
-		return err
-	}
-	self := func(r *byDayRow) *byDayRow { return r }
-	if err := w.insertTrails(ctx, slices.Concat(
-		trailsOf(KindUsage, usageOut, self),
-		trailsOf(KindRevenue, revenueOut, self),
-		trailsOf(KindRevenueLines, linesOut, func(r *lineRow) *byDayRow { return &r.byDayRow }),
-	)); err != nil {
-		return err
-	}
 	dirty := map[dirtyKey]struct{}{}
-	for _, k := range []struct {
-		kind   Kind
-		out    []byDayRow
-		insert func(context.Context, []byDayRow) error
-	}{
-		{KindUsage, usageOut, w.insertUsage},
-		{KindRevenue, revenueOut, w.insertRevenue},
-	} {
-		if len(k.out) == 0 {
-			continue
+	mark := func(kind Kind, days ...rawevents.Date) {
+		for _, d := range days {
+			dirty[dirtyKey{kind, d}] = struct{}{}
 		}
-		if err := k.insert(ctx, k.out); err != nil {
+	}
+	// The days the revisions leave: their identities' current versions.
+	usageBefore, err := w.lookup(ctx, rawevents.TableUsage, revisionsOf(usage))
+	if err != nil {
+		return err
+	}
+	for _, days := range usageBefore {
+		mark(KindUsage, days...)
+	}
+	linesBefore, err := w.lookupLines(ctx, revisionsOf(revenue))
+	if err != nil {
+		return err
+	}
+	for _, l := range linesBefore {
+		mark(KindRevenue, l.cashDay)
+		mark(KindRevenueLines, l.days...)
+	}
+
+	usageOut, revenueOut := byDay(usage), byDay(revenue)
+	linesOut := linesOf(revenue)
+	if len(usageOut) > 0 {
+		if err := w.insertUsage(ctx, usageOut); err != nil {
 			return err
 		}
-		for _, r := range k.out {
-			dirty[dirtyKey{k.kind, r.day}] = struct{}{}
+	}
+	if len(revenueOut) > 0 {
+		if err := w.insertRevenue(ctx, revenueOut); err != nil {
+			return err
 		}
 	}
 	if err := insertLines(ctx, w.conn, linesOut); err != nil {
 		return err
 	}
+	// After the by-day rows: a revision whose rows failed to insert (a
+	// value no table holds, set aside as a dead letter) must not hide the
+	// version before it.
+	if err := w.insertRevisions(ctx, slices.Concat(revisionsOf(usage), revisionsOf(revenue))); err != nil {
+		return err
+	}
+	for _, r := range usageOut {
+		mark(KindUsage, r.day)
+	}
+	for _, r := range revenueOut {
+		mark(KindRevenue, r.day)
+	}
 	for _, r := range linesOut {
-		dirty[dirtyKey{KindRevenueLines, r.day}] = struct{}{}
+		mark(KindRevenueLines, r.day)
 	}
 	return w.markDirty(ctx, dirty)
 }
@@ -196,44 +176,39 @@ func rowsOfType(rows []rawevents.Row, typ string) []*rawevents.Row {
 	return out
 }
 
-// plan turns a batch's versions into by-day rows given what the by-day
-// table may hold (cur, updated in place). Versions of one identity are
-// applied in rev order, each against the one before it:
-//   - newer than the current, or equal to it (a redelivery): its row under
-//     its day, and a tombstone (void, same rev) under every other day a
-//     version may be live under (rewriting an identical row or tombstone is
-//     harmless);
-//   - older (it arrived after a newer one): nothing, since writing it under a
-//     day the newer version never visited would count it there.
-func plan(batch []*rawevents.Row, cur map[identity]current) []byDayRow {
-	sorted := inRevOrder(batch)
-	var out []byDayRow
-	for _, r := range sorted {
-		id := identity{r.Event.Source, r.Event.ID}
-		rev, day := r.Rev(), r.Day()
-		c, ok := cur[id]
-		if ok && rev < c.rev {
-			continue
+// firstRev is the rev of an event's first, unvoided version (Row.Rev:
+// version*2 + void, versions from 1): the only rev that is no revision.
+const firstRev = 2
+
+// IsRevision reports whether r may supersede another version of its event:
+// a version above the first, or a void.
+func IsRevision(r *rawevents.Row) bool { return r.Rev() > firstRev }
+
+// revisionsOf returns the rows of batch that are revisions.
+func revisionsOf(batch []*rawevents.Row) []*rawevents.Row {
+	var out []*rawevents.Row
+	for _, r := range batch {
+		if IsRevision(r) {
+			out = append(out, r)
 		}
-		out = append(out, byDayRow{day: day, rev: rev, void: r.Event.Data.Void, row: r})
-		for _, d := range c.days {
-			if d != day {
-				out = append(out, byDayRow{day: d, rev: rev, void: true, tomb: true, row: r})
-			}
-		}
-		days := c.days
-		if !slices.Contains(days, day) {
-			days = append(slices.Clone(days), day)
-		}
-		cur[id] = current{rev: rev, days: days}
 	}
 	return out
 }
 
-// lookup reads the current rev and day of the batch's identities.
-func (w *Writer) lookup(ctx context.Context, rawTable string, batch []*rawevents.Row) (map[identity]current, error) {
+// byDay returns each row under its own day.
+func byDay(batch []*rawevents.Row) []byDayRow {
+	out := make([]byDayRow, len(batch))
+	for i, r := range batch {
+		out[i] = byDayRow{day: r.Day(), row: r}
+	}
+	return out
+}
+
+// lookup reads the days the current versions of batch's identities count on
+// in rawTable.
+func (w *Writer) lookup(ctx context.Context, rawTable string, batch []*rawevents.Row) (map[identity][]rawevents.Date, error) {
 	ids := identitiesOf(batch)
-	cur := make(map[identity]current, len(ids))
+	cur := make(map[identity][]rawevents.Date, len(ids))
 	for _, chunk := range chunkIdentities(ids, maxLookupBytes) {
 		if err := w.lookupChunk(ctx, rawTable, chunk, cur); err != nil {
 			return nil, err
@@ -270,26 +245,35 @@ func chunkIdentities(ids []identity, max int) [][]identity {
 	return chunks
 }
 
-func (w *Writer) lookupChunk(ctx context.Context, rawTable string, ids []identity, cur map[identity]current) error {
+func (w *Writer) lookupChunk(ctx context.Context, rawTable string, ids []identity, cur map[identity][]rawevents.Date) error {
 	sql, args := currentSQL(rawTable, ids)
-	rows, err := w.conn.Query(ctx, sql, args...)
-	if err != nil {
-		return fmt.Errorf("look up %d current versions in %s: %w", len(ids), rawTable, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	return chstore.QueryRows(ctx, w.conn, sql, args, func(scan func(...any) error) error {
 		var (
 			id  identity
 			rev uint64
 			day time.Time
 		)
-		if err := rows.Scan(&id.source, &id.id, &rev, &day); err != nil {
+		if err := scan(&id.source, &id.id, &rev, &day); err != nil {
 			return fmt.Errorf("look up current versions in %s: %w", rawTable, err)
 		}
-		cur[id] = current{rev: rev, days: []rawevents.Date{rawevents.DateOf(day)}}
+		cur[id] = []rawevents.Date{rawevents.DateOf(day)}
+		return nil
+	})
+}
+
+// insertRevisions appends the revisions of a batch.
+func (w *Writer) insertRevisions(ctx context.Context, rows []*rawevents.Row) error {
+	if len(rows) == 0 {
+		return nil
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("look up current versions in %s: %w", rawTable, err)
+	n := len(rows)
+	types, sources, ids, revs := make([]string, n), make([]string, n), make([]string, n), make([]uint64, n)
+	for i, r := range rows {
+		types[i], sources[i], ids[i], revs[i] = r.Event.Type, r.Event.Source, r.Event.ID, r.Rev()
+	}
+	if err := chstore.InsertColumns(ctx, w.conn, TableRevisions, []string{"type", "source", "id", "rev"},
+		[]any{types, sources, ids, revs}); err != nil {
+		return fmt.Errorf("insert %d revisions: %w", n, err)
 	}
 	return nil
 }
@@ -345,8 +329,8 @@ var byDayIdentity = []byDayColumn{
 	byDayCol("day", func(r *byDayRow) time.Time { return r.day.Midnight() }),
 	byDayCol("source", func(r *byDayRow) string { return r.row.Event.Source }),
 	byDayCol("id", func(r *byDayRow) string { return r.row.Event.ID }),
-	byDayCol("rev", func(r *byDayRow) uint64 { return r.rev }),
-	byDayCol("void", func(r *byDayRow) uint8 { return flag(r.void) }),
+	byDayCol("rev", func(r *byDayRow) uint64 { return r.row.Rev() }),
+	byDayCol("void", func(r *byDayRow) uint8 { return flag(r.row.Event.Data.Void) }),
 	byDayCol("customer_source", func(r *byDayRow) string { return r.row.Event.Data.Customer.Source }),
 	byDayCol("customer_external_id", func(r *byDayRow) string { return r.row.Event.Data.Customer.ExternalID }),
 }
@@ -448,17 +432,4 @@ func flag(b bool) uint8 {
 		return 1
 	}
 	return 0
-}
-
-// inRevOrder sorts a copy of batch by identity, then rev: the planners apply
-// the versions of one identity oldest first, each against the one before it.
-func inRevOrder(batch []*rawevents.Row) []*rawevents.Row {
-	sorted := slices.Clone(batch)
-	slices.SortStableFunc(sorted, func(a, b *rawevents.Row) int {
-		return cmp.Or(
-			cmp.Compare(a.Event.Source, b.Event.Source),
-			cmp.Compare(a.Event.ID, b.Event.ID),
-			cmp.Compare(a.Rev(), b.Rev()))
-	})
-	return sorted
 }

@@ -82,13 +82,17 @@ func TestLoadMigrations(t *testing.T) {
 			assert.Len(t, m.statements, 3, m.name) // 2 tables, the backfill request
 			continue
 		}
+		if m.name == "revisions" {
+			assert.Len(t, m.statements, 2, m.name) // the table, by_day_trails dropped
+			continue
+		}
 		if m.name == "usage_pricing" {
 			assert.Len(t, m.statements, 5, m.name) // 3 columns, the price flag's backfill, the dirty days
 			continue
 		}
 		assert.Len(t, m.statements, 1, m.name)
 	}
-	assert.Equal(t, []string{"usage_events", "revenue_events", "customer_events", "sync_runs", "daily_aggregates", "insight_flags", "usage_pricing", "revenue_lines", "by_day_trails"}, names)
+	assert.Equal(t, []string{"usage_events", "revenue_events", "customer_events", "sync_runs", "daily_aggregates", "insight_flags", "usage_pricing", "revenue_lines", "by_day_trails", "revisions"}, names)
 
 	// Statements: what Migrate runs on an empty database, in its order.
 	stmts, err := Statements()
@@ -140,7 +144,7 @@ func TestOpenAndMigrate(t *testing.T) {
 	require.NoError(t, err)
 	applied, err := migrate(ctx, conn, database, nil, ms)
 	require.NoError(t, err)
-	assert.Equal(t, []uint32{1, 2, 3, 4, 5, 6, 7, 8, 9}, applied)
+	assert.Equal(t, []uint32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, applied)
 
 	// The exported entry point, as every start calls it: nothing new.
 	require.NoError(t, Migrate(ctx, conn, database, nil))
@@ -163,10 +167,10 @@ func TestOpenAndMigrate(t *testing.T) {
 		got = append(got, r)
 	}
 	require.NoError(t, rows.Err())
-	assert.Equal(t, []rec{{1, "usage_events", 1}, {2, "revenue_events", 1}, {3, "customer_events", 1}, {4, "sync_runs", 1}, {5, "daily_aggregates", 1}, {6, "insight_flags", 1}, {7, "usage_pricing", 1}, {8, "revenue_lines", 1}, {9, "by_day_trails", 1}}, got)
+	assert.Equal(t, []rec{{1, "usage_events", 1}, {2, "revenue_events", 1}, {3, "customer_events", 1}, {4, "sync_runs", 1}, {5, "daily_aggregates", 1}, {6, "insight_flags", 1}, {7, "usage_pricing", 1}, {8, "revenue_lines", 1}, {9, "by_day_trails", 1}, {10, "revisions", 1}}, got)
 
 	for _, table := range []string{"usage_events", "revenue_events", "customer_events", "sync_runs",
-		"usage_by_day", "revenue_by_day", "dirty_days", "daily_usage", "daily_revenue", "insight_flags", "insight_deliveries", "revenue_lines_by_day", "daily_revenue_lines", "by_day_trails"} {
+		"usage_by_day", "revenue_by_day", "dirty_days", "daily_usage", "daily_revenue", "insight_flags", "insight_deliveries", "revenue_lines_by_day", "daily_revenue_lines", "revisions"} {
 		var engine string
 		require.NoError(t, conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = ?", database, table).Scan(&engine))
 		assert.Equal(t, "ReplacingMergeTree", engine, table)

@@ -58,9 +58,12 @@ var tableRoles = map[string]TableRole{
 	// 0008: revenue per day × customer × currency × plan, cash and accrual.
 	"revenue_lines_by_day": Projection,
 	"daily_revenue_lines":  Projection,
-	// 0009: the days each by-day write touched, derived from the events
-	// like the by-day rows they describe.
+	// 0009: the days each by-day write touched (dropped by 0010: a database
+	// that has not migrated past 0009 still holds it).
 	"by_day_trails": Projection,
+	// 0010: the versions above the first, derived from the events like the
+	// by-day rows they resolve.
+	"revisions": Projection,
 	// Migrate's record of applied migrations.
 	"schema_migrations": Kept,
 }

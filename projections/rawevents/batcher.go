@@ -372,9 +372,8 @@ func (b *Batcher) write(ctx context.Context, rows []Row) error {
 // Writing a half again is safe: both writers take the same rows again
 // (PreWriter, Inserter), and a half is written in full, by-day copy then
 // raw rows, before the next, so the aggregates' order holds for every row
-// stored. A row set aside may have left by_day_trails rows naming its days;
-// a trail of a version never stored is harmless (trail.go). Its by-day rows
-// are never written without its raw row: the by-day tables hold the same
+// stored. A row set aside has no by-day rows and no revision (written after
+// them) to hide the version before it: the by-day tables hold the same
 // values in the same column types as the raw ones and are written first, so
 // a value they cannot hold fails there.
 func (b *Batcher) isolate(ctx context.Context, rows []Row, poisoned map[rowKey]error) error {
