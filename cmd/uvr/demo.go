@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -47,9 +46,7 @@ through POST /api/events. Running it again changes no total: event ids are stabl
 With --follow it then keeps sending a few live usage events per second.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, set := getenv("GOMEMLIMIT"); !set {
-				debug.SetMemoryLimit(demoMemoryLimit)
-			}
+			softMemoryLimit(getenv, demoMemoryLimit)
 			client, err := ingest.New(ingest.Config{URL: opts.URL, Token: opts.Token})
 			if err != nil {
 				return err

@@ -55,10 +55,10 @@ Every flag can also be set with the UVR_* environment variable named in its help
 
 	logger := func() *slog.Logger { return newLogger(errOut, cfg) }
 	root.AddCommand(
-		runCommand(&cfg, logger),
-		apiCommand(&cfg, logger),
-		projectCommand(&cfg, logger),
-		connectCommand(&cfg, logger),
+		runCommand(&cfg, logger, lookupEnv),
+		apiCommand(&cfg, logger, lookupEnv),
+		projectCommand(&cfg, logger, lookupEnv),
+		connectCommand(&cfg, logger, lookupEnv),
 		migrateCommand(&cfg, logger),
 		demoCommand(&cfg, logger, lookupEnv),
 		benchCommand(&cfg, logger),
