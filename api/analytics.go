@@ -28,6 +28,7 @@ type AnalyticsReader interface {
 	Customers(ctx context.Context, r aggregates.Range) ([]aggregates.CustomerTotal, error)
 	Features(ctx context.Context, r aggregates.Range, customerID string) ([]aggregates.FeatureTotal, error)
 	Series(ctx context.Context, r aggregates.Range, period aggregates.Period, customerID string) ([]aggregates.Point, error)
+	Totals(ctx context.Context, r aggregates.Range, period aggregates.Period) ([]aggregates.Point, error)
 }
 
 // RevenueItemReader lists the revenue events of one customer over a range

@@ -111,7 +111,7 @@ func (s *Server) dashboard(c *gin.Context) {
 // (unattributed) row), totals from the same points; and per feature the
 // unpriced quantity, which rawevents.Dashboard has no field for.
 func (s *Server) dashboardFromAnalytics(c *gin.Context, r aggregates.Range) (rawevents.Dashboard, map[string]decimal.Decimal, error) {
-	points, err := s.cfg.Analytics.Reader.Series(c.Request.Context(), r, aggregates.PeriodDay, "")
+	points, err := s.cfg.Analytics.Reader.Totals(c.Request.Context(), r, aggregates.PeriodDay)
 	if err != nil {
 		return rawevents.Dashboard{}, nil, err
 	}

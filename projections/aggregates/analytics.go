@@ -163,7 +163,7 @@ type Point struct {
 // customer id. Errors: rawevents.ErrInvalidQuery for a bad r, otherwise a
 // ClickHouse error.
 func (a *Analytics) Customers(ctx context.Context, r Range) ([]CustomerTotal, error) {
-	points, err := a.points(ctx, r, PeriodDay, "", false, false)
+	points, err := a.points(ctx, r, PeriodDay, grouping{byCustomer: true})
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ func (a *Analytics) Customers(ctx context.Context, r Range) ([]CustomerTotal, er
 // customerID is not empty), by feature, with the range's revenue on the
 // rawevents.UnattributedFeature row when there is any.
 func (a *Analytics) Features(ctx context.Context, r Range, customerID string) ([]FeatureTotal, error) {
-	points, err := a.points(ctx, r, PeriodDay, customerID, true, false)
+	points, err := a.points(ctx, r, PeriodDay, grouping{customerID: customerID, byCustomer: customerID != "", byFeature: true})
 	if err != nil {
 		return nil, err
 	}
@@ -219,25 +219,38 @@ func (a *Analytics) Features(ctx context.Context, r Range, customerID string) ([
 // customer when customerID is not empty), by period, customer, feature. The
 // caller folds them into the grouping it serves (customer, feature, plan).
 func (a *Analytics) Series(ctx context.Context, r Range, period Period, customerID string) ([]Point, error) {
-	return a.points(ctx, r, period, customerID, true, true)
+	return a.points(ctx, r, period, grouping{customerID: customerID, byCustomer: true, byFeature: true, byPeriod: true})
+}
+
+// Totals returns the points of r per period × feature, all customers
+// together (CustomerID empty), by period, feature: what the dashboard shows.
+// The money already in r.Currency is summed over customers in ClickHouse,
+// so the rows read back number periods × features, not periods × customers
+// × features; only other currencies' rows are read per customer, to convert
+// them by the rule.
+func (a *Analytics) Totals(ctx context.Context, r Range, period Period) ([]Point, error) {
+	return a.points(ctx, r, period, grouping{byFeature: true, byPeriod: true})
+}
+
+// grouping is what points keeps apart; a dimension left out is summed over.
+type grouping struct {
+	customerID string // only this canonical customer (needs byCustomer)
+	byCustomer bool
+	byFeature  bool
+	byPeriod   bool
 }
 
 // points reads usage and revenue per day × customer × feature × currency,
 // converts each row's money into r.Currency with the FX table of that day
 // (see convert), attributes revenue to features through the plan mapping,
 // and folds the rows into periods and canonical customers in Go.
-func (a *Analytics) points(ctx context.Context, r Range, period Period, customerID string, byFeature, byPeriod bool) ([]Point, error) {
+func (a *Analytics) points(ctx context.Context, r Range, period Period, g grouping) ([]Point, error) {
 	if err := r.validate(); err != nil {
 		return nil, err
 	}
 	if _, err := periodExpr(period); err != nil {
 		return nil, err
 	}
-	snap, err := a.snapshot(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("customer snapshot: %w", err)
-	}
-	m := newMapping(snap)
 	conv, err := a.converter(ctx, r.Currency)
 	if err != nil {
 		return nil, err
@@ -253,14 +266,17 @@ func (a *Analytics) points(ctx context.Context, r Range, period Period, customer
 	}
 	by := map[key]*Point{}
 	add := func(day rawevents.Date, customer, feature string, qty, unpriced, cost, rev decimal.Decimal) {
-		if customerID != "" && customer != customerID {
+		if g.customerID != "" && customer != g.customerID {
 			return
 		}
 		k := key{periodOf(period, day), customer, feature}
-		if !byFeature {
+		if !g.byCustomer {
+			k.customer = ""
+		}
+		if !g.byFeature {
 			k.feature = ""
 		}
-		if !byPeriod {
+		if !g.byPeriod {
 			k.period = rawevents.Date{}
 		}
 		p := by[k]
@@ -274,53 +290,68 @@ func (a *Analytics) points(ctx context.Context, r Range, period Period, customer
 		p.Revenue = p.Revenue.Add(rev)
 	}
 
-	sql, args := usageByCustomerSQL(r, m)
-	if err := chstore.QueryRows(m.context(ctx, sql), a.conn, sql, args, func(scan func(...any) error) error {
-		var (
-			day                time.Time
-			customer, src, ext string
-			feature, currency  string
-			qty, unpriced      decimal.Decimal
-			cost               decimal.Decimal
-		)
-		if err := scan(&day, &customer, &src, &ext, &feature, &currency, &qty, &unpriced, &cost); err != nil {
-			return err
+	// fold adds lines, each already one day × canonical customer × plan or
+	// feature × currency sum, converting its money by the rule.
+	fold := func(lines []line, canonical func(customer, src, ext string) string) error {
+		for _, l := range lines {
+			money, err := conv.convert(l.money, l.currency, l.day)
+			if err != nil {
+				return err
+			}
+			customer := canonical(l.customer, l.src, l.ext)
+			if !l.revenue {
+				// Quantities are not money: only the cost is converted.
+				add(l.day, customer, l.key, l.qty, l.unpriced, money, decimal.Zero)
+				continue
+			}
+			feature, ok := plans[l.key]
+			if !ok || l.key == "" {
+				feature = rawevents.UnattributedFeature
+			}
+			add(l.day, customer, feature, decimal.Zero, decimal.Zero, decimal.Zero, money)
 		}
-		d := rawevents.DateOf(day)
-		cost, err := conv.convert(cost, currency, d)
-		if err != nil {
-			return err
-		}
-		// Quantities are not money: only the cost is converted.
-		add(d, m.canonical(customer, src, ext), feature, qty, unpriced, cost, decimal.Zero)
 		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("usage by customer from %s: %w", TableDailyUsage, err)
 	}
-	sql, args = revenueByCustomerSQL(r, m)
-	if err := chstore.QueryRows(m.context(ctx, sql), a.conn, sql, args, func(scan func(...any) error) error {
-		var (
-			day                time.Time
-			customer, src, ext string
-			plan, currency     string
-			rev                decimal.Decimal
-		)
-		if err := scan(&day, &customer, &src, &ext, &plan, &currency, &rev); err != nil {
-			return err
-		}
-		d := rawevents.DateOf(day)
-		rev, err := conv.convert(rev, currency, d)
+	if g.byCustomer {
+		snap, err := a.snapshot(ctx)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("customer snapshot: %w", err)
 		}
-		feature, ok := plans[plan]
-		if !ok || plan == "" {
-			feature = rawevents.UnattributedFeature
+		m := newMapping(snap)
+		lines, err := a.lines(ctx, r, m, true, allCurrencies)
+		if err != nil {
+			return nil, err
 		}
-		add(d, m.canonical(customer, src, ext), feature, decimal.Zero, decimal.Zero, decimal.Zero, rev)
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("revenue by customer from %s: %w", TableDailyRevenueLines, err)
+		if err := fold(lines, m.canonical); err != nil {
+			return nil, err
+		}
+	} else {
+		// The money already in r.Currency needs no conversion: summed over
+		// customers in ClickHouse, with no customer directory in the query.
+		lines, err := a.lines(ctx, r, mapping{}, false, onlyCurrency)
+		if err != nil {
+			return nil, err
+		}
+		if err := fold(lines, func(string, string, string) string { return "" }); err != nil {
+			return nil, err
+		}
+		// Other currencies convert per day × canonical customer × plan or
+		// feature × currency sum (docs/analytics/revenue.md): read per
+		// reference, grouped into canonical customers here — the directory
+		// is read only when there is such money.
+		if lines, err = a.lines(ctx, r, mapping{}, true, otherCurrencies); err != nil {
+			return nil, err
+		}
+		if len(lines) > 0 {
+			snap, err := a.snapshot(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("customer snapshot: %w", err)
+			}
+			m := newMapping(snap)
+			if err := fold(byCanonical(lines, m.canonical), func(c, _, _ string) string { return c }); err != nil {
+				return nil, err
+			}
+		}
 	}
 	out := make([]Point, 0, len(by))
 	for _, p := range by {
@@ -331,6 +362,79 @@ func (a *Analytics) points(ctx context.Context, r Range, period Period, customer
 			cmp.Compare(x.CustomerID, y.CustomerID), cmp.Compare(x.Feature, y.Feature))
 	})
 	return out, nil
+}
+
+// line is one row of usageSQL or revenueSQL: a day × customer (canonical,
+// or a reference when customer is empty) × feature or plan (key) ×
+// currency sum.
+type line struct {
+	day                rawevents.Date
+	customer, src, ext string
+	key, currency      string
+	revenue            bool
+	qty, unpriced      decimal.Decimal // usage only
+	money              decimal.Decimal // cost or revenue, in currency
+}
+
+// lines reads the usage and revenue lines of r (see usageSQL, revenueSQL).
+func (a *Analytics) lines(ctx context.Context, r Range, m mapping, byCustomer bool, scope currencyScope) ([]line, error) {
+	var out []line
+	sql, args := usageSQL(r, m, byCustomer, scope)
+	if err := chstore.QueryRows(m.context(ctx, sql), a.conn, sql, args, func(scan func(...any) error) error {
+		var (
+			l   line
+			day time.Time
+		)
+		if err := scan(&day, &l.customer, &l.src, &l.ext, &l.key, &l.currency, &l.qty, &l.unpriced, &l.money); err != nil {
+			return err
+		}
+		l.day = rawevents.DateOf(day)
+		out = append(out, l)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("usage from %s: %w", TableDailyUsage, err)
+	}
+	sql, args = revenueSQL(r, m, byCustomer, scope)
+	if err := chstore.QueryRows(m.context(ctx, sql), a.conn, sql, args, func(scan func(...any) error) error {
+		l := line{revenue: true}
+		var day time.Time
+		if err := scan(&day, &l.customer, &l.src, &l.ext, &l.key, &l.currency, &l.money); err != nil {
+			return err
+		}
+		l.day = rawevents.DateOf(day)
+		out = append(out, l)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("revenue from %s: %w", TableDailyRevenueLines, err)
+	}
+	return out, nil
+}
+
+// byCanonical sums lines read per reference into lines per canonical
+// customer (in customer), the grouping the SQL transform gives.
+func byCanonical(lines []line, canonical func(customer, src, ext string) string) []line {
+	type key struct {
+		day                     rawevents.Date
+		customer, key, currency string
+		revenue                 bool
+	}
+	by := map[key]*line{}
+	var order []key
+	for _, l := range lines {
+		k := key{l.day, canonical(l.customer, l.src, l.ext), l.key, l.currency, l.revenue}
+		sum := by[k]
+		if sum == nil {
+			sum = &line{day: l.day, customer: k.customer, key: l.key, currency: l.currency, revenue: l.revenue}
+			by[k] = sum
+			order = append(order, k)
+		}
+		sum.qty, sum.unpriced, sum.money = sum.qty.Add(l.qty), sum.unpriced.Add(l.unpriced), sum.money.Add(l.money)
+	}
+	out := make([]line, len(order))
+	for i, k := range order {
+		out[i] = *by[k]
+	}
+	return out
 }
 
 // periodOf is the first day of day's period (toMonday / toStartOfMonth).
@@ -423,32 +527,67 @@ func periodExpr(p Period) (string, error) {
 	return "", fmt.Errorf("%w: group_by must be day, week or month, got %q", rawevents.ErrInvalidQuery, string(p))
 }
 
-// usageByCustomerSQL sums daily_usage per day × canonical customer ×
-// feature × currency (currencies are converted in Go, per row): the
-// quantity, the part of it no rate card priced, and the cost.
-func usageByCustomerSQL(r Range, m mapping) (string, []any) {
-	cust, args := customerSQL(m)
+// usageSQL sums daily_usage per day × feature × currency (currencies are
+// converted in Go, per row), and per canonical customer when byCustomer:
+// the quantity, the part of it no rate card priced, and the cost. Without
+// byCustomer the customer columns are empty and the directory stays out of
+// the query. scope keeps the rows of r.Currency, the others, or all.
+func usageSQL(r Range, m mapping, byCustomer bool, scope currencyScope) (string, []any) {
+	cust, args, group := noCustomerSQL, []any(nil), ""
+	if byCustomer {
+		cust, args = customerSQL(m)
+		group = "customer, src, ext, "
+	}
+	cond, args := scope.where(r, append(args, r.Start.String(), r.End.String()))
 	return `SELECT day, ` + cust + `, feature, currency, sum(quantity) AS quantity, sum(unpriced_quantity) AS unpriced_quantity, sum(cost) AS cost
 FROM daily_usage FINAL
-WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?)
-GROUP BY day, customer, src, ext, feature, currency
-ORDER BY day, customer, src, ext, feature, currency`, append(args, r.Start.String(), r.End.String())
+WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?)` + cond + `
+GROUP BY day, ` + group + `feature, currency
+ORDER BY day, ` + group + `feature, currency`, args
 }
 
-// revenueByCustomerSQL sums daily_revenue_lines' cash or accrual (r.Basis)
-// per day × canonical customer × plan × currency.
-func revenueByCustomerSQL(r Range, m mapping) (string, []any) {
-	cust, args := customerSQL(m)
+// revenueSQL sums daily_revenue_lines' cash or accrual (r.Basis) per day ×
+// plan × currency, and per canonical customer when byCustomer.
+func revenueSQL(r Range, m mapping, byCustomer bool, scope currencyScope) (string, []any) {
+	cust, args, group := noCustomerSQL, []any(nil), ""
+	if byCustomer {
+		cust, args = customerSQL(m)
+		group = "customer, src, ext, "
+	}
 	column := "accrual"
 	if r.Basis == BasisCash {
 		column = "cash"
 	}
+	cond, args := scope.where(r, append(args, r.Start.String(), r.End.String()))
 	return `SELECT day, ` + cust + `, plan, currency, sum(` + column + `) AS revenue
 FROM daily_revenue_lines FINAL
-WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?)
-GROUP BY day, customer, src, ext, plan, currency
-ORDER BY day, customer, src, ext, plan, currency`, append(args, r.Start.String(), r.End.String())
+WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?)` + cond + `
+GROUP BY day, ` + group + `plan, currency
+ORDER BY day, ` + group + `plan, currency`, args
 }
+
+// currencyScope says which currencies' rows a query reads.
+type currencyScope int
+
+const (
+	allCurrencies   currencyScope = iota
+	onlyCurrency                  // r.Currency's rows
+	otherCurrencies               // every other currency's rows
+)
+
+// where is the scope's condition and the arguments with its own appended.
+func (s currencyScope) where(r Range, args []any) (string, []any) {
+	switch s {
+	case onlyCurrency:
+		return " AND currency = ?", append(args, r.Currency)
+	case otherCurrencies:
+		return " AND currency != ?", append(args, r.Currency)
+	}
+	return "", args
+}
+
+// noCustomerSQL fills the customer columns of a query summed over customers.
+const noCustomerSQL = `'' AS customer, '' AS src, '' AS ext`
 
 // RevenueItem is one revenue event of a range, as revenue_by_day holds its
 // current version.
@@ -531,7 +670,7 @@ func (a *Analytics) FeatureRevenue(ctx context.Context, r Range) ([]string, map[
 	if len(features) == 0 {
 		return nil, nil, nil
 	}
-	points, err := a.points(ctx, r, PeriodDay, "", true, true)
+	points, err := a.points(ctx, r, PeriodDay, grouping{byFeature: true, byPeriod: true})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -22,7 +22,7 @@ func TestAnalyticsSQL(t *testing.T) {
 	assert.Equal(t, []string{"2:abc", "6:stripecus_1"}, m.keys)
 	assert.Equal(t, []string{"c2", "c1"}, m.ids)
 
-	sql, args := usageByCustomerSQL(r, m)
+	sql, args := usageSQL(r, m, true, allCurrencies)
 	assert.Equal(t, `SELECT day, transform(concat(toString(length(customer_source)), ':', customer_source, customer_external_id), ?, ?, '') AS customer, if(customer = '', customer_source, '') AS src, if(customer = '', customer_external_id, '') AS ext, feature, currency, sum(quantity) AS quantity, sum(unpriced_quantity) AS unpriced_quantity, sum(cost) AS cost
 FROM daily_usage FINAL
 WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?)
@@ -30,15 +30,27 @@ GROUP BY day, customer, src, ext, feature, currency
 ORDER BY day, customer, src, ext, feature, currency`, sql)
 	assert.Equal(t, []any{m.keys, m.ids, "2026-03-01", "2026-03-09"}, args)
 
-	sql, args = revenueByCustomerSQL(Range{Start: r.Start, End: r.End, Currency: "USD", Basis: BasisCash}, mapping{})
+	sql, args = revenueSQL(Range{Start: r.Start, End: r.End, Currency: "USD", Basis: BasisCash}, mapping{}, true, allCurrencies)
 	assert.Equal(t, `SELECT day, '' AS customer, customer_source AS src, customer_external_id AS ext, plan, currency, sum(cash) AS revenue
 FROM daily_revenue_lines FINAL
 WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?)
 GROUP BY day, customer, src, ext, plan, currency
 ORDER BY day, customer, src, ext, plan, currency`, sql)
 	assert.Equal(t, []any{"2026-03-01", "2026-03-09"}, args)
-	sql, _ = revenueByCustomerSQL(r, mapping{})
+	sql, _ = revenueSQL(r, mapping{}, true, allCurrencies)
 	assert.Contains(t, sql, "sum(accrual) AS revenue", "accrual is the default basis")
+
+	// Summed over customers: no directory in the query, no customer key.
+	sql, args = usageSQL(r, mapping{}, false, onlyCurrency)
+	assert.Equal(t, `SELECT day, '' AS customer, '' AS src, '' AS ext, feature, currency, sum(quantity) AS quantity, sum(unpriced_quantity) AS unpriced_quantity, sum(cost) AS cost
+FROM daily_usage FINAL
+WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?) AND currency = ?
+GROUP BY day, feature, currency
+ORDER BY day, feature, currency`, sql)
+	assert.Equal(t, []any{"2026-03-01", "2026-03-09", "USD"}, args)
+	sql, args = revenueSQL(r, m, true, otherCurrencies)
+	assert.Contains(t, sql, "AND currency != ?\nGROUP BY day, customer, src, ext, plan, currency")
+	assert.Equal(t, []any{m.keys, m.ids, "2026-03-01", "2026-03-09", "USD"}, args)
 
 	sql, args = revenueItemsSQL(r, m)
 	assert.Equal(t, `SELECT day, transform(concat(toString(length(customer_source)), ':', customer_source, customer_external_id), ?, ?, '') AS customer, customer_source AS src, customer_external_id AS ext, source, id, kind, currency, amount
@@ -102,6 +114,27 @@ func TestAnalyticsGroupsReferencesByTheSnapshot(t *testing.T) {
 		periods = append(periods, p.Period.String()+" "+p.Feature)
 	}
 	assert.Equal(t, []string{"2026-03-02 (unattributed)", "2026-03-02 images", "2026-03-02 tokens", "2026-03-09 (unattributed)"}, periods)
+
+	// Totals: the same money per day × feature as every customer's series
+	// summed, without reading the customer dimension.
+	all, err := a.Series(ctx, r, PeriodDay, "")
+	require.NoError(t, err)
+	type dayFeature struct{ day, feature string }
+	sum := map[dayFeature]Point{}
+	for _, p := range all {
+		k := dayFeature{p.Period.String(), p.Feature}
+		s := sum[k]
+		s.Quantity, s.Cost, s.Revenue = s.Quantity.Add(p.Quantity), s.Cost.Add(p.Cost), s.Revenue.Add(p.Revenue)
+		sum[k] = s
+	}
+	byDay, err := a.Totals(ctx, r, PeriodDay)
+	require.NoError(t, err)
+	require.Len(t, byDay, len(sum))
+	for _, p := range byDay {
+		s := sum[dayFeature{p.Period.String(), p.Feature}]
+		assert.Empty(t, p.CustomerID)
+		assert.True(t, s.Quantity.Equal(p.Quantity) && s.Cost.Equal(p.Cost) && s.Revenue.Equal(p.Revenue), "%s %s: %+v, summed %+v", p.Period, p.Feature, p, s)
+	}
 
 	items, err := a.RevenueItems(ctx, r, "acme")
 	require.NoError(t, err)
