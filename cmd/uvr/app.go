@@ -85,6 +85,7 @@ type Main struct {
 
 	// The connector stage (connect.go).
 	credentials    credentials.Store
+	vault          *credentials.Vault // when VAULT_ADDR is set: also seals the users topic (auth.go)
 	servicesTable  *kafka.Table
 	stateTable     *kafka.Table
 	tables         []*kafka.Table

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
+	"github.com/uvrhq/uvr/connectors/credentials"
 	"github.com/uvrhq/uvr/connectors/source"
 	"github.com/uvrhq/uvr/pipeline/broker"
 	"github.com/uvrhq/uvr/projections/chstore"
@@ -76,9 +80,14 @@ type Config struct {
 	VaultSecretID   string
 	VaultMount      string
 	VaultPrefix     string
-	EncryptionKey   string
-	AirbyteURL      string
-	AirbyteToken    string
+	// The Vault transit key sealing the secrets of the users topic (the
+	// signing secret, the password hashes) when Vault is configured; without
+	// Vault the local key (EncryptionKey or its key file) seals them.
+	VaultTransitMount string
+	VaultTransitKey   string
+	EncryptionKey     string
+	AirbyteURL        string
+	AirbyteToken      string
 	// ConnectorAllowPrivateHosts widens the egress policy of configured
 	// services (source.Egress): hosts, addresses or networks their base_url
 	// may reach although private, loopback or plain http.
@@ -148,6 +157,8 @@ func defaultConfig() Config {
 		AlertMinSeverity:         "warning",
 		VaultMount:               "secret",
 		VaultPrefix:              "uvr/services",
+		VaultTransitMount:        credentials.DefaultTransitMount,
+		VaultTransitKey:          credentials.DefaultTransitKey,
 		TokenTTL:                 12 * time.Hour,
 		// API hardening (api.Config, docs/operations.md "Hardening").
 		HTTPReadHeaderTimeout: 10 * time.Second,
@@ -240,7 +251,11 @@ func (cfg *Config) bind(fs *pflag.FlagSet) {
 	withEnv("vault-mount", "UVR_VAULT_MOUNT")
 	fs.StringVar(&cfg.VaultPrefix, "vault-prefix", cfg.VaultPrefix, "path prefix of service credentials in the KV mount")
 	withEnv("vault-prefix", "UVR_VAULT_PREFIX")
-	fs.StringVar(&cfg.EncryptionKey, "encryption-key", "", "base64 AES-256 key of the local credential store (default: a generated key file, mode 0600)")
+	fs.StringVar(&cfg.VaultTransitMount, "vault-transit-mount", cfg.VaultTransitMount, "Vault transit engine mount whose key seals the signing secret and password hashes on the users topic")
+	withEnv("vault-transit-mount", "UVR_VAULT_TRANSIT_MOUNT")
+	fs.StringVar(&cfg.VaultTransitKey, "vault-transit-key", cfg.VaultTransitKey, "Vault transit key sealing the signing secret and password hashes on the users topic (created by the first seal if the token may)")
+	withEnv("vault-transit-key", "UVR_VAULT_TRANSIT_KEY")
+	fs.StringVar(&cfg.EncryptionKey, "encryption-key", "", "base64 AES-256 key of the local credential store, also sealing the secrets of the users topic without Vault (default: a generated key file, mode 0600; every API instance sharing Kafka needs the same key)")
 	withEnv("encryption-key", "UVR_ENCRYPTION_KEY")
 	fs.StringSliceVar(&cfg.ConnectorAllowPrivateHosts, "connector-allow-private-hosts", nil, "hosts, addresses or networks (comma separated) a service's base_url may reach although loopback, private, link-local or plain http; default none: https to public addresses only")
 	withEnv("connector-allow-private-hosts", "UVR_CONNECTOR_ALLOW_PRIVATE_HOSTS")
@@ -319,6 +334,33 @@ func (cfg Config) mappingDir() string {
 		return cfg.MappingDir
 	}
 	return filepath.Join(cfg.DataDir, "mappings")
+}
+
+// vault connects to the configured Vault (VAULT_ADDR set): the service
+// credentials' KV store and the transit key of the users topic.
+func (cfg Config) vault(ctx context.Context, log *slog.Logger, reg prometheus.Registerer) (*credentials.Vault, error) {
+	v, err := credentials.NewVault(ctx, credentials.VaultConfig{
+		Addr: cfg.VaultAddr, Token: cfg.VaultToken, RoleID: cfg.VaultRoleID, SecretID: cfg.VaultSecretID,
+		Mount: cfg.VaultMount, Prefix: cfg.VaultPrefix, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vault at %s: %w", cfg.VaultAddr, err)
+	}
+	return v, nil
+}
+
+// localCredentials configures the local sealed store and the local sealer,
+// which share one key: UVR_ENCRYPTION_KEY, or a key file under the data dir.
+func (cfg Config) localCredentials(log *slog.Logger) (credentials.LocalConfig, error) {
+	lc := credentials.LocalConfig{Dir: filepath.Join(cfg.DataDir, "credentials"), Logger: log}
+	if cfg.EncryptionKey != "" {
+		key, err := credentials.ParseKey(cfg.EncryptionKey)
+		if err != nil {
+			return lc, fmt.Errorf("UVR_ENCRYPTION_KEY: %w", err)
+		}
+		lc.Key = key
+	}
+	return lc, nil
 }
 
 // clickhouse is the connection config of database on the configured server.
