@@ -159,7 +159,7 @@ func withUserStore(cmd *cobra.Command, cfg Config, log *slog.Logger, do func(ctx
 		}
 		defer v.Close()
 	}
-	table, err := kafka.NewTable(kafka.TableConfig{Brokers: brokers, Topic: cfg.topicNames().Users, Partitions: 1, Logger: log})
+	table, err := kafka.NewTable(kafka.TableConfig{Brokers: brokers, Security: cfg.KafkaSecurity, Topic: cfg.topicNames().Users, Partitions: 1, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/uvrhq/uvr/connectors/credentials"
 	"github.com/uvrhq/uvr/connectors/source"
 	"github.com/uvrhq/uvr/pipeline/broker"
+	"github.com/uvrhq/uvr/pipeline/kafka"
 	"github.com/uvrhq/uvr/projections/chstore"
 	"github.com/uvrhq/uvr/projections/insights"
 )
@@ -42,11 +44,23 @@ type Config struct {
 	// brokers or more, else 1 and 1: pipeline/topics.Replication).
 	KafkaReplicationFactor int
 	KafkaMinInsyncReplicas int
+	// TLS and SASL/SCRAM of every Kafka connection (security.go), as set by
+	// flags and UVR_KAFKA_TLS_* / UVR_KAFKA_SASL_*; loadSecurity reads them
+	// into KafkaSecurity, which every client takes (zero: plaintext).
+	KafkaTLS           TLSFiles
+	KafkaSASLMechanism string
+	KafkaSASLUsername  string
+	KafkaSASLPassword  string
+	KafkaSecurity      kafka.Security
 
 	ClickHouseAddr     string
 	ClickHouseDatabase string
 	ClickHouseUser     string
 	ClickHousePassword string
+	// TLS of the ClickHouse connections (UVR_CLICKHOUSE_TLS_*), read by
+	// loadSecurity into ClickHouseTLSConfig (nil: plaintext).
+	ClickHouseTLS       TLSFiles
+	ClickHouseTLSConfig *tls.Config
 
 	// Timeouts of the API's HTTP server (api.Config): headers, whole
 	// request, response (POST /api/sync extends its own) and idle keep-alive.
@@ -209,6 +223,33 @@ func (cfg *Config) bind(fs *pflag.FlagSet) {
 	withEnv("consumer-max-in-flight", "UVR_CONSUMER_MAX_IN_FLIGHT")
 	fs.Int64Var(&cfg.ConsumerMaxInFlightBytes, "consumer-max-in-flight-bytes", cfg.ConsumerMaxInFlightBytes, "estimated bytes of consumed messages the process may hold at once, across all its consumers (bounds its memory)")
 	withEnv("consumer-max-in-flight-bytes", "UVR_CONSUMER_MAX_IN_FLIGHT_BYTES")
+	// TLS and SASL of Kafka and ClickHouse (security.go). The password is never logged.
+	fs.BoolVar(&cfg.KafkaTLS.Enabled, "kafka-tls", false, "connect to Kafka over TLS (implied by the other --kafka-tls-* flags)")
+	withEnv("kafka-tls", "UVR_KAFKA_TLS")
+	fs.StringVar(&cfg.KafkaTLS.CA, "kafka-tls-ca", "", "PEM file of the CA that signed the brokers' certificates (default: the system's roots)")
+	withEnv("kafka-tls-ca", "UVR_KAFKA_TLS_CA")
+	fs.StringVar(&cfg.KafkaTLS.Cert, "kafka-tls-cert", "", "PEM client certificate for Kafka (mutual TLS), with --kafka-tls-key")
+	withEnv("kafka-tls-cert", "UVR_KAFKA_TLS_CERT")
+	fs.StringVar(&cfg.KafkaTLS.Key, "kafka-tls-key", "", "PEM private key of --kafka-tls-cert")
+	withEnv("kafka-tls-key", "UVR_KAFKA_TLS_KEY")
+	fs.BoolVar(&cfg.KafkaTLS.InsecureSkipVerify, "kafka-tls-insecure-skip-verify", false, "accept any broker certificate (never in production: anyone on the path can read and change the traffic)")
+	withEnv("kafka-tls-insecure-skip-verify", "UVR_KAFKA_TLS_INSECURE_SKIP_VERIFY")
+	fs.StringVar(&cfg.KafkaSASLMechanism, "kafka-sasl-mechanism", "", "SASL mechanism for Kafka: SCRAM-SHA-256 or SCRAM-SHA-512 (default: none)")
+	withEnv("kafka-sasl-mechanism", "UVR_KAFKA_SASL_MECHANISM")
+	fs.StringVar(&cfg.KafkaSASLUsername, "kafka-sasl-username", "", "SASL user for Kafka")
+	withEnv("kafka-sasl-username", "UVR_KAFKA_SASL_USERNAME")
+	fs.StringVar(&cfg.KafkaSASLPassword, "kafka-sasl-password", "", "SASL password for Kafka (prefer the environment variable)")
+	withEnv("kafka-sasl-password", "UVR_KAFKA_SASL_PASSWORD")
+	fs.BoolVar(&cfg.ClickHouseTLS.Enabled, "clickhouse-tls", false, "connect to ClickHouse over TLS, on its secure native port (implied by the other --clickhouse-tls-* flags)")
+	withEnv("clickhouse-tls", "UVR_CLICKHOUSE_TLS")
+	fs.StringVar(&cfg.ClickHouseTLS.CA, "clickhouse-tls-ca", "", "PEM file of the CA that signed ClickHouse's certificate (default: the system's roots)")
+	withEnv("clickhouse-tls-ca", "UVR_CLICKHOUSE_TLS_CA")
+	fs.StringVar(&cfg.ClickHouseTLS.Cert, "clickhouse-tls-cert", "", "PEM client certificate for ClickHouse (mutual TLS), with --clickhouse-tls-key")
+	withEnv("clickhouse-tls-cert", "UVR_CLICKHOUSE_TLS_CERT")
+	fs.StringVar(&cfg.ClickHouseTLS.Key, "clickhouse-tls-key", "", "PEM private key of --clickhouse-tls-cert")
+	withEnv("clickhouse-tls-key", "UVR_CLICKHOUSE_TLS_KEY")
+	fs.BoolVar(&cfg.ClickHouseTLS.InsecureSkipVerify, "clickhouse-tls-insecure-skip-verify", false, "accept any ClickHouse certificate (never in production)")
+	withEnv("clickhouse-tls-insecure-skip-verify", "UVR_CLICKHOUSE_TLS_INSECURE_SKIP_VERIFY")
 	fs.StringVar(&cfg.ClickHouseAddr, "clickhouse-addr", cfg.ClickHouseAddr, "ClickHouse native protocol address(es), comma separated")
 	withEnv("clickhouse-addr", "UVR_CLICKHOUSE_ADDR")
 	fs.StringVar(&cfg.ClickHouseDatabase, "clickhouse-database", cfg.ClickHouseDatabase, "ClickHouse database")
@@ -370,6 +411,7 @@ func (cfg Config) clickhouse(database string) chstore.Config {
 		Database: database,
 		Username: cfg.ClickHouseUser,
 		Password: cfg.ClickHousePassword,
+		TLS:      cfg.ClickHouseTLSConfig,
 	}
 }
 
@@ -433,6 +475,7 @@ func (cfg Config) Validate() error {
 		errs = append(errs, errors.New("--connector-prefix must not be empty"))
 	}
 	errs = append(errs, cfg.validateAuth()...)
+	errs = append(errs, cfg.validateSecurity()...)
 	if cfg.EventsTopic == "" || cfg.PoisonTopic == "" || cfg.EventsTopic == cfg.PoisonTopic {
 		errs = append(errs, errors.New("--events-topic and --poison-topic must be set and differ"))
 	}

@@ -184,7 +184,7 @@ func (m *Main) addAirbyteDestination(t connectorTopics) error {
 	if err != nil {
 		return fmt.Errorf("airbyte destination-kafka mapping: %w", err)
 	}
-	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{Brokers: m.Brokers, ConsumerGroup: t.group + "-airbyte",
+	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{Brokers: m.Brokers, Security: m.Config.KafkaSecurity, ConsumerGroup: t.group + "-airbyte",
 		MaxInFlight: 100, Budget: m.inFlight, Logger: m.Logger, Registerer: m.Registry})
 	if err != nil {
 		return fmt.Errorf("airbyte destination-kafka subscriber: %w", err)
@@ -205,7 +205,7 @@ func (m *Main) addAirbyteDestination(t connectorTopics) error {
 
 // openTable reads a compacted topic into memory and keeps tailing it.
 func (m *Main) openTable(ctx, runCtx context.Context, topic string) (*kafka.Table, error) {
-	t, err := kafka.NewTable(kafka.TableConfig{Brokers: m.Brokers, Topic: topic, Logger: m.Logger})
+	t, err := kafka.NewTable(kafka.TableConfig{Brokers: m.Brokers, Security: m.Config.KafkaSecurity, Topic: topic, Logger: m.Logger})
 	if err != nil {
 		return nil, err
 	}
