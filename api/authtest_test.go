@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"crypto/rand"
 	"net/http"
 	"testing"
 	"time"
@@ -10,12 +11,25 @@ import (
 
 	"github.com/uvrhq/uvr/api"
 	"github.com/uvrhq/uvr/api/access"
+	"github.com/uvrhq/uvr/connectors/credentials"
 	"github.com/uvrhq/uvr/deploy/servicetest"
 	"github.com/uvrhq/uvr/pipeline/kafka"
 )
 
 // testAdminPassword is the password of every test store's admin.
 const testAdminPassword = "correct horse battery"
+
+// testSealer seals the secrets of every test store, with one key for the
+// test binary: two stores on one topic are two instances of one deployment.
+var testSealer = func() *credentials.KeySealer {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	s, err := credentials.NewLocalSealer(credentials.LocalConfig{Key: key})
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
 
 // authStore is a real access store on a users topic of this test, opened,
 // with one admin (admin@uvr.test).
@@ -46,7 +60,7 @@ func authStoreOn(t testing.TB, topic string) *access.Store {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = table.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done; _ = table.Close() })
-	store, err := access.New(access.Config{Table: table})
+	store, err := access.New(access.Config{Table: table, Sealer: testSealer})
 	require.NoError(t, err)
 	octx, ocancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer ocancel()

@@ -36,7 +36,7 @@ func TestDeadLettersAPI(t *testing.T) {
 	topic := servicetest.Topic("test.api.deadletters")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	require.NoError(t, kafka.EnsureTopics(ctx, brokers, []kafka.TopicSpec{{Name: topic, Partitions: 1}}))
+	require.NoError(t, kafka.EnsureTopics(ctx, brokers, kafka.Security{}, []kafka.TopicSpec{{Name: topic, Partitions: 1}}))
 	pub, err := kafka.NewPublisher(kafka.PublisherConfig{Brokers: brokers})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pub.Close() })

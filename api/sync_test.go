@@ -147,7 +147,7 @@ func newSyncAPI(t *testing.T, wait time.Duration, release <-chan struct{}) *sync
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	brokers := servicetest.KafkaBrokers(t)
 	events, requests, poison := servicetest.Topic("test.sync.events"), servicetest.Topic("test.sync.requests"), servicetest.Topic("test.sync.poison")
-	require.NoError(t, kafka.EnsureTopics(ctx, brokers, []kafka.TopicSpec{
+	require.NoError(t, kafka.EnsureTopics(ctx, brokers, kafka.Security{}, []kafka.TopicSpec{
 		{Name: events, Partitions: 1}, {Name: requests, Partitions: 2}, {Name: poison, Partitions: 1},
 	}))
 	addr, database := servicetest.ClickHouseDatabase(t)

@@ -31,7 +31,7 @@ func TestWebServesTheDashboard(t *testing.T) {
 	topic := servicetest.Topic("test.api.web")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	require.NoError(t, kafka.EnsureTopics(ctx, brokers, []kafka.TopicSpec{{Name: topic, Partitions: 1}}))
+	require.NoError(t, kafka.EnsureTopics(ctx, brokers, kafka.Security{}, []kafka.TopicSpec{{Name: topic, Partitions: 1}}))
 	pub, err := kafka.NewPublisher(kafka.PublisherConfig{Brokers: brokers})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pub.Close() })

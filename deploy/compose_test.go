@@ -3,16 +3,22 @@
 package deploy_test
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/uvrhq/uvr/connectors/credentials"
 	"github.com/uvrhq/uvr/deploy/servicetest"
 )
 
@@ -109,4 +115,93 @@ func TestComposeKafkaIsAThreeNodeCluster(t *testing.T) {
 			assert.Equal(t, "service_healthy", s.DependsOn[node].Condition, "%s waits for %s", name, node)
 		}
 	}
+}
+
+// deploy/compose/vault-init.sh, compose's Vault init and unseal, run against a
+// real Vault server with file storage (not dev mode): it initialises and
+// unseals Vault and gives uvr an AppRole that may use its KV prefix and the
+// transit key; after a restart (sealed again) a second run unseals it, and
+// the same AppRole still logs in.
+func TestComposeVaultInitUnsealsAndConfigures(t *testing.T) {
+	install := exec.Command(filepath.Join(servicetest.Root(), "deploy", "vault"), "install")
+	out, err := install.CombinedOutput()
+	require.NoError(t, err, string(out))
+	binDir := os.Getenv("UVR_VAULT_BIN_DIR")
+	if binDir == "" {
+		home, err := os.UserHomeDir()
+		require.NoError(t, err)
+		binDir = filepath.Join(home, ".cache", "uvr", "vault-1.14.2")
+	}
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	config := filepath.Join(dir, "vault.hcl")
+	require.NoError(t, os.WriteFile(config, []byte(fmt.Sprintf(`
+storage "file" { path = %q }
+listener "tcp" {
+  address     = %q
+  tls_disable = true
+}
+disable_mlock = true
+api_addr      = "http://%s"
+`, filepath.Join(dir, "data"), addr, addr)), 0o600))
+
+	startVault := func() *exec.Cmd {
+		cmd := exec.Command(filepath.Join(binDir, "vault"), "server", "-config="+config)
+		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+		return cmd
+	}
+	env := append(os.Environ(), "VAULT_ADDR=http://"+addr, "VAULT_TOKEN=", "PATH="+binDir+":"+os.Getenv("PATH"),
+		"VAULT_INIT_KEYS="+filepath.Join(dir, "keys"), "VAULT_INIT_APPROLE="+filepath.Join(dir, "approle"), fmt.Sprintf("UVR_UID=%d", os.Getuid()))
+	initVault := func() string {
+		cmd := exec.Command("sh", filepath.Join(servicetest.Root(), "deploy", "compose", "vault-init.sh"), "once")
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, string(out))
+		return string(out)
+	}
+	// uvr's view: the AppRole from the files, its KV prefix and its transit key.
+	asUvr := func() {
+		read := func(name string) string {
+			b, err := os.ReadFile(filepath.Join(dir, "approle", name))
+			require.NoError(t, err)
+			info, err := os.Stat(filepath.Join(dir, "approle", name))
+			require.NoError(t, err)
+			assert.Equal(t, os.FileMode(0o400), info.Mode().Perm())
+			return strings.TrimSpace(string(b))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		v, err := credentials.NewVault(ctx, credentials.VaultConfig{Addr: "http://" + addr, RoleID: read("role_id"), SecretID: read("secret_id")})
+		require.NoError(t, err)
+		defer v.Close()
+		require.NoError(t, v.Put(ctx, "svc-1", map[string]string{"api_key": "k"}))
+		got, err := v.Get(ctx, "svc-1")
+		require.NoError(t, err)
+		assert.Equal(t, map[string]string{"api_key": "k"}, got)
+		tr, err := v.Transit(credentials.TransitConfig{})
+		require.NoError(t, err)
+		sealed, err := tr.Seal(ctx, []byte("secret"))
+		require.NoError(t, err)
+		plain, err := tr.Open(ctx, sealed)
+		require.NoError(t, err)
+		assert.Equal(t, "secret", string(plain))
+	}
+
+	server := startVault()
+	assert.Contains(t, initVault(), "initialising Vault")
+	asUvr()
+
+	// A restart: file storage keeps the data, and Vault starts sealed.
+	require.NoError(t, server.Process.Kill())
+	_, _ = server.Process.Wait()
+	startVault()
+	out2 := initVault()
+	assert.Contains(t, out2, "unsealing Vault")
+	assert.NotContains(t, out2, "initialising", "initialised once")
+	asUvr()
 }

@@ -7,6 +7,9 @@
 // instance sees the same accounts; a write is visible on the instance that
 // made it at once (a revoked key or a deactivated user stops working there
 // before the call returns) and on the others as soon as their table reads it.
+// The secret material among them, the signing secret and the password hashes,
+// is sealed (Config.Sealer, seal.go): reading the topic is not enough to mint
+// a token or to attack a hash offline.
 //
 // The package knows nothing of HTTP: the API (api/auth.go) turns the kinds of
 // Error into statuses and runs the checks as Gin middleware.
@@ -49,7 +52,7 @@ const (
 const (
 	userKeyPrefix   = "user/"              // + user id → userRecord
 	apiKeyKeyPrefix = "apikey/"            // + hex SHA-256 of the key → keyRecord
-	secretKeyPrefix = "secret/"            // + candidate id → raw secret (see Open)
+	secretKeyPrefix = "secret/"            // + candidate id → sealed secret (see Open, seal.go)
 	claimKeyPrefix  = "claim/first-admin/" // + random id → RFC 3339 time (see RegisterFirst)
 )
 
@@ -131,6 +134,10 @@ type Table interface {
 // Config configures New.
 type Config struct {
 	Table Table // required, on Topic
+	// Sealer encrypts the signing secret and the password hashes on the
+	// topic (required): every instance sharing the topic needs one that
+	// opens what the others sealed.
+	Sealer Sealer
 	// Secret signs tokens (UVR_AUTH_SECRET, ≥ 32 bytes). Empty: Open takes the
 	// one shared in the table, generating it on the first start.
 	Secret   []byte
@@ -146,6 +153,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Table == nil {
 		errs = append(errs, errors.New("access: Table is required"))
+	}
+	if c.Sealer == nil {
+		errs = append(errs, errors.New("access: Sealer is required (secret material is never written in plain text)"))
 	}
 	if len(c.Secret) > 0 && len(c.Secret) < minSecretLength {
 		errs = append(errs, fmt.Errorf("access: the auth secret must be at least %d bytes", minSecretLength))
@@ -166,7 +176,11 @@ type Store struct {
 	secret   []byte
 
 	writeMu sync.Mutex // one register at a time on this instance: the email check and the write
-	dummy   string     // a hash verified when the email is unknown, so timing does not tell
+	// dummy is a hash verified when the email is unknown, and sealedDummy its
+	// sealed form (set by Open), opened then as a known user's hash is: the
+	// time of a login does not tell whether the email exists.
+	dummy       string
+	sealedDummy string
 }
 
 // New builds a Store. It does no I/O.
@@ -195,7 +209,9 @@ func New(cfg Config) (*Store, error) {
 	return &Store{cfg: cfg, log: log.With("component", "access"), metrics: m, secret: cfg.Secret, dummy: dummy}, nil
 }
 
-// Open loads the table and settles the signing secret.
+// Open loads the table, checks that the Sealer opens what the topic holds,
+// seals what an older uvr left there in plain text (seal.go) and settles the
+// signing secret.
 //
 // Without a configured secret, every instance must sign with the same one:
 // each candidate is written under its own key, and the one with the lowest
@@ -206,10 +222,25 @@ func (s *Store) Open(ctx context.Context) error {
 	if err := s.cfg.Table.Sync(ctx); err != nil {
 		return unavailable(fmt.Errorf("load accounts: %w", err))
 	}
+	dummy, err := s.sealHash(ctx, "", s.dummy)
+	if err != nil {
+		return err
+	}
+	s.sealedDummy = dummy
+	if err := s.checkSealed(ctx); err != nil {
+		return err
+	}
+	if err := s.sealPlaintext(ctx); err != nil {
+		return err
+	}
 	if len(s.cfg.Secret) > 0 {
 		return nil
 	}
-	if secret, ok := s.firstSecret(); ok {
+	secret, ok, err := s.firstSecret(ctx)
+	if err != nil {
+		return err
+	}
+	if ok {
 		s.setSecret(secret)
 		return nil
 	}
@@ -217,13 +248,21 @@ func (s *Store) Open(ctx context.Context) error {
 	if _, err := rand.Read(candidate); err != nil {
 		return fmt.Errorf("generate the signing secret: %w", err)
 	}
-	if err := s.cfg.Table.Put(ctx, secretKeyPrefix+randomString(8), candidate); err != nil {
+	key := secretKeyPrefix + randomString(8)
+	sealed, err := s.seal(ctx, key, candidate)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Table.Put(ctx, key, sealed); err != nil {
 		return unavailable(fmt.Errorf("store the signing secret: %w", err))
 	}
 	if err := s.cfg.Table.Sync(ctx); err != nil {
 		return unavailable(fmt.Errorf("load accounts: %w", err))
 	}
-	secret, ok := s.firstSecret()
+	secret, ok, err = s.firstSecret(ctx)
+	if err != nil {
+		return err
+	}
 	if !ok {
 		return errors.New("access: the signing secret just written is not in the table")
 	}
@@ -231,23 +270,34 @@ func (s *Store) Open(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) firstSecret() ([]byte, bool) {
-	var best []byte
+// firstSecret opens the sealed candidate of the lowest offset. Plain-text
+// candidates of an older uvr are not candidates any more (sealPlaintext
+// removes them).
+func (s *Store) firstSecret(ctx context.Context) ([]byte, bool, error) {
+	var best string
 	var bestPart int
 	var bestOff int64
 	for key, value := range s.cfg.Table.All() {
-		if !strings.HasPrefix(key, secretKeyPrefix) || len(value) < minSecretLength {
+		if !strings.HasPrefix(key, secretKeyPrefix) || !isSealedSecret(value) {
 			continue
 		}
 		p, off, ok := s.cfg.Table.Position(key)
 		if !ok {
 			continue
 		}
-		if best == nil || p < bestPart || (p == bestPart && off < bestOff) {
-			best, bestPart, bestOff = value, p, off
+		if best == "" || p < bestPart || (p == bestPart && off < bestOff) {
+			best, bestPart, bestOff = key, p, off
 		}
 	}
-	return best, best != nil
+	if best == "" {
+		return nil, false, nil
+	}
+	value, _ := s.cfg.Table.Get(best)
+	secret, err := s.openSecret(ctx, best, value)
+	if err != nil {
+		return nil, false, err
+	}
+	return secret, true, nil
 }
 
 func (s *Store) setSecret(b []byte) {
@@ -267,13 +317,17 @@ func (s *Store) signingSecret() ([]byte, error) {
 
 // userRecord is a user as stored.
 type userRecord struct {
-	ID           string    `json:"id"`
-	Email        string    `json:"email"`
-	FullName     string    `json:"full_name,omitempty"`
-	Role         Role      `json:"role"`
-	Active       bool      `json:"active"`
-	PasswordHash string    `json:"password_hash"`
-	CreatedAt    time.Time `json:"created_at"`
+	ID       string `json:"id"`
+	Email    string `json:"email"`
+	FullName string `json:"full_name,omitempty"`
+	Role     Role   `json:"role"`
+	Active   bool   `json:"active"`
+	// SealedPasswordHash is the argon2id hash sealed by Config.Sealer
+	// (base64); PasswordHash the hash in plain text, as an older uvr wrote
+	// it and as no write of this one does (sealPlaintext, putUser).
+	SealedPasswordHash string    `json:"sealed_password_hash,omitempty"`
+	PasswordHash       string    `json:"password_hash,omitempty"`
+	CreatedAt          time.Time `json:"created_at"`
 }
 
 func (r userRecord) user() User {
@@ -368,7 +422,10 @@ func (s *Store) register(ctx context.Context, nu NewUser) (User, error) {
 	}
 	rec := userRecord{
 		ID: "usr_" + randomString(12), Email: email, FullName: strings.TrimSpace(nu.FullName), Role: nu.Role,
-		Active: true, PasswordHash: hash, CreatedAt: s.cfg.Now().UTC().Truncate(time.Millisecond),
+		Active: true, CreatedAt: s.cfg.Now().UTC().Truncate(time.Millisecond),
+	}
+	if rec.SealedPasswordHash, err = s.sealHash(ctx, rec.ID, hash); err != nil {
+		return User{}, err
 	}
 	if err := s.putUser(ctx, rec); err != nil {
 		return User{}, err
@@ -479,7 +536,15 @@ func (s *Store) EnsureUser(ctx context.Context, nu NewUser) (User, bool, error) 
 	return u, err == nil, err
 }
 
+// putUser writes rec, sealing a plain-text hash an older uvr left in it.
 func (s *Store) putUser(ctx context.Context, rec userRecord) error {
+	if rec.PasswordHash != "" {
+		sealed, err := s.sealHash(ctx, rec.ID, rec.PasswordHash)
+		if err != nil {
+			return err
+		}
+		rec.SealedPasswordHash, rec.PasswordHash = sealed, ""
+	}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encode user: %w", err)
@@ -529,9 +594,10 @@ func (s *Store) Login(ctx context.Context, email, password string) (User, string
 		}
 		rec, ok = s.findByEmail(email)
 	}
-	hash := s.dummy
-	if ok {
-		hash = rec.PasswordHash
+	hash, err := s.passwordHash(ctx, rec, ok)
+	if err != nil {
+		s.metrics.attempt(methodPassword, resultUnavailable)
+		return User{}, "", err
 	}
 	match, err := verifyPassword(password, hash)
 	if err != nil {

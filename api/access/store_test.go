@@ -3,6 +3,7 @@ package access_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/uvrhq/uvr/api/access"
+	"github.com/uvrhq/uvr/connectors/credentials"
 	"github.com/uvrhq/uvr/deploy/servicetest"
 	"github.com/uvrhq/uvr/pipeline/kafka"
 )
@@ -28,6 +30,21 @@ func table(t *testing.T, topic string) *kafka.Table {
 	go func() { defer close(done); _ = tb.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done; _ = tb.Close() })
 	return tb
+}
+
+// testKey is the one local key of this test binary: stores sharing a topic
+// open what the others sealed.
+var testKey = func() []byte {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	return k
+}()
+
+func testSealer(t testing.TB) access.Sealer {
+	t.Helper()
+	s, err := credentials.NewLocalSealer(credentials.LocalConfig{Key: testKey})
+	require.NoError(t, err)
+	return s
 }
 
 func open(t *testing.T, cfg access.Config) *access.Store {
@@ -50,7 +67,7 @@ func kindOf(t *testing.T, err error) (access.Kind, string) {
 
 func TestRegisterValidates(t *testing.T) {
 	ctx := context.Background()
-	s := open(t, access.Config{Table: table(t, servicetest.Topic("test.access.users"))})
+	s := open(t, access.Config{Sealer: testSealer(t), Table: table(t, servicetest.Topic("test.access.users"))})
 	_, err := s.Register(ctx, access.NewUser{Email: "Ann@Example.com", Password: "long enough", Role: access.RoleAdmin})
 	require.NoError(t, err)
 
@@ -85,7 +102,7 @@ func TestLoginAuthenticateDeactivate(t *testing.T) {
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
 	var logs bytes.Buffer
-	s := open(t, access.Config{Table: table(t, servicetest.Topic("test.access.users")), Registerer: reg,
+	s := open(t, access.Config{Sealer: testSealer(t), Table: table(t, servicetest.Topic("test.access.users")), Registerer: reg,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	const password = "planted-password-123"
 	u, err := s.Register(ctx, access.NewUser{Email: "ann@example.com", Password: password, FullName: "Ann", Role: access.RoleAnalyst})
@@ -146,7 +163,7 @@ func TestTokenExpires(t *testing.T) {
 	tb := table(t, servicetest.Topic("test.access.users"))
 	now := time.Now()
 	clock := func() time.Time { return now }
-	s := open(t, access.Config{Table: tb, TokenTTL: time.Hour, Now: func() time.Time { return clock() }})
+	s := open(t, access.Config{Sealer: testSealer(t), Table: tb, TokenTTL: time.Hour, Now: func() time.Time { return clock() }})
 	u, err := s.Register(ctx, access.NewUser{Email: "ann@example.com", Password: "long enough", Role: access.RoleViewer})
 	require.NoError(t, err)
 	token, err := s.IssueToken(u.ID, 0)
@@ -162,7 +179,7 @@ func TestTokenExpires(t *testing.T) {
 
 func TestAPIKeys(t *testing.T) {
 	ctx := context.Background()
-	s := open(t, access.Config{Table: table(t, servicetest.Topic("test.access.users"))})
+	s := open(t, access.Config{Sealer: testSealer(t), Table: table(t, servicetest.Topic("test.access.users"))})
 	creator, err := s.Register(ctx, access.NewUser{Email: "ann@example.com", Password: "long enough", Role: access.RoleAdmin})
 	require.NoError(t, err)
 	k, key, err := s.CreateAPIKey(ctx, "loader", access.RoleAdmin, creator.ID)
@@ -213,7 +230,7 @@ func TestTwoInstancesShareAccounts(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := access.New(access.Config{Table: tables[i]})
+			s, err := access.New(access.Config{Sealer: testSealer(t), Table: tables[i]})
 			if !assert.NoError(t, err) {
 				return
 			}
@@ -248,14 +265,14 @@ func TestTwoInstancesShareAccounts(t *testing.T) {
 	require.Eventually(t, func() bool { _, err := a.Authenticate(ctx, key); return err != nil }, 10*time.Second, 20*time.Millisecond)
 
 	// A third instance, started later, takes the same secret.
-	c := open(t, access.Config{Table: table(t, topic)})
+	c := open(t, access.Config{Sealer: testSealer(t), Table: table(t, topic)})
 	_, err = c.Authenticate(ctx, token)
 	require.NoError(t, err)
 }
 
 func TestEnsureUserIsIdempotent(t *testing.T) {
 	ctx := context.Background()
-	s := open(t, access.Config{Table: table(t, servicetest.Topic("test.access.users"))})
+	s := open(t, access.Config{Sealer: testSealer(t), Table: table(t, servicetest.Topic("test.access.users"))})
 	u, created, err := s.EnsureUser(ctx, access.NewUser{Email: "admin@uvr.local", Password: "uvr-demo-1", Role: access.RoleAdmin})
 	require.NoError(t, err)
 	assert.True(t, created)
@@ -268,10 +285,11 @@ func TestEnsureUserIsIdempotent(t *testing.T) {
 }
 
 func TestConfiguredSecret(t *testing.T) {
-	_, err := access.New(access.Config{Table: table(t, servicetest.Topic("test.access.users")), Secret: []byte("short")})
+	_, err := access.New(access.Config{Sealer: testSealer(t), Table: table(t, servicetest.Topic("test.access.users")), Secret: []byte("short")})
 	require.ErrorContains(t, err, "at least 32 bytes")
 	_, err = access.New(access.Config{})
 	require.ErrorContains(t, err, "Table is required")
+	require.ErrorContains(t, err, "Sealer is required")
 }
 
 // The open bootstrap registers one admin, and only while no user exists:
@@ -280,7 +298,7 @@ func TestConfiguredSecret(t *testing.T) {
 func TestRegisterFirst(t *testing.T) {
 	ctx := context.Background()
 	topic := servicetest.Topic("test.access.users")
-	stores := []*access.Store{open(t, access.Config{Table: table(t, topic)}), open(t, access.Config{Table: table(t, topic)})}
+	stores := []*access.Store{open(t, access.Config{Sealer: testSealer(t), Table: table(t, topic)}), open(t, access.Config{Sealer: testSealer(t), Table: table(t, topic)})}
 	const attempts = 6
 	results := make(chan error, attempts)
 	start := make(chan struct{})

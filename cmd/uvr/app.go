@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	kafkago "github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/uvrhq/uvr/api"
@@ -85,6 +84,7 @@ type Main struct {
 
 	// The connector stage (connect.go).
 	credentials    credentials.Store
+	vault          *credentials.Vault // when VAULT_ADDR is set: also seals the users topic (auth.go)
 	servicesTable  *kafka.Table
 	stateTable     *kafka.Table
 	tables         []*kafka.Table
@@ -130,6 +130,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.openBroker(ctx); err != nil {
 		return err
 	}
+	cfg.warnSecurity(m.Logger)
 	if err := prepareTopics(ctx, cfg, m.Brokers, m.Logger); err != nil {
 		return err
 	}
@@ -144,7 +145,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	store := rawevents.NewClickHouseStore(m.ch)
 
 	m.publisher, err = kafka.NewPublisher(kafka.PublisherConfig{
-		Brokers: m.Brokers, Logger: m.Logger, Registerer: m.Registry,
+		Brokers: m.Brokers, Security: cfg.KafkaSecurity, Logger: m.Logger, Registerer: m.Registry,
 	})
 	if err != nil {
 		return fmt.Errorf("kafka publisher: %w", err)
@@ -256,11 +257,12 @@ func (m *Main) openProjector(ctx context.Context, store *rawevents.ClickHouseSto
 	if err != nil {
 		return err
 	}
-	if err := kafka.CheckHistory(ctx, m.Brokers, cfg.ConsumerGroup, cfg.EventsTopic); err != nil {
+	if err := kafka.CheckHistory(ctx, m.Brokers, cfg.KafkaSecurity, cfg.ConsumerGroup, cfg.EventsTopic); err != nil {
 		return fmt.Errorf("projector: %w", err)
 	}
 	m.subscriber, err = kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers:       m.Brokers,
+		Security:      cfg.KafkaSecurity,
 		ConsumerGroup: cfg.ConsumerGroup,
 		MaxInFlight:   cfg.ConsumerMaxInFlight,
 		Budget:        m.inFlight,
@@ -306,10 +308,10 @@ func (m *Main) openCustomers(ctx, runCtx context.Context) error {
 		return nil
 	}
 	group := m.Config.ConsumerGroup + "-customers"
-	if err := kafka.CheckHistory(ctx, m.Brokers, group, m.Config.EventsTopic); err != nil {
+	if err := kafka.CheckHistory(ctx, m.Brokers, m.Config.KafkaSecurity, group, m.Config.EventsTopic); err != nil {
 		return fmt.Errorf("customer directory: %w", err)
 	}
-	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{Brokers: m.Brokers, ConsumerGroup: group,
+	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{Brokers: m.Brokers, Security: m.Config.KafkaSecurity, ConsumerGroup: group,
 		Budget: m.inFlight, Logger: m.Logger, Registerer: m.Registry})
 	if err != nil {
 		return fmt.Errorf("customer directory subscriber: %w", err)
@@ -333,7 +335,9 @@ type healthCheck struct {
 
 func (m *Main) healthChecks() []api.HealthCheck {
 	checks := []api.HealthCheck{
-		{Name: "kafka", Check: func(ctx context.Context) error { return pingKafka(ctx, m.Brokers) }},
+		{Name: "kafka", Check: func(ctx context.Context) error {
+			return kafka.Ping(ctx, m.Brokers, m.Config.KafkaSecurity, 2*time.Second)
+		}},
 		{Name: "clickhouse", Check: func(ctx context.Context) error { return m.ch.Ping(ctx) }},
 	}
 	for _, h := range m.health {
@@ -509,20 +513,6 @@ func (m *Main) Close() error {
 	}
 	if m.broker != nil {
 		errs = append(errs, m.broker.Close())
-	}
-	return errors.Join(errs...)
-}
-
-// pingKafka succeeds when one of the brokers answers a metadata request.
-func pingKafka(ctx context.Context, brokers []string) error {
-	var errs []error
-	for _, addr := range brokers {
-		client := &kafkago.Client{Addr: kafkago.TCP(addr), Timeout: 2 * time.Second}
-		if _, err := client.Metadata(ctx, &kafkago.MetadataRequest{}); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
-			continue
-		}
-		return nil
 	}
 	return errors.Join(errs...)
 }

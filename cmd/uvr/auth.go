@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/uvrhq/uvr/api/access"
+	"github.com/uvrhq/uvr/connectors/credentials"
 	"github.com/uvrhq/uvr/pipeline/kafka"
 )
 
@@ -46,7 +48,7 @@ func (m *Main) openAccess(ctx, runCtx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.access, err = openAccessStore(ctx, table, cfg, m.Logger, m.Registry)
+	m.access, err = openAccessStore(ctx, table, cfg, m.vault, m.Logger, m.Registry)
 	if err != nil {
 		return err
 	}
@@ -65,19 +67,53 @@ func (m *Main) openAccess(ctx, runCtx context.Context) error {
 	return nil
 }
 
-// openAccessStore opens the store on table with the configured secret and
-// token lifetime.
-func openAccessStore(ctx context.Context, table access.Table, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*access.Store, error) {
+// openAccessStore opens the store on table with the configured secret,
+// token lifetime and sealer (openSealer; v is the Vault connection when
+// VAULT_ADDR is set).
+func openAccessStore(ctx context.Context, table access.Table, cfg Config, v *credentials.Vault, log *slog.Logger, reg prometheus.Registerer) (*access.Store, error) {
+	sealer, sealedWith, err := openSealer(cfg, v, log)
+	if err != nil {
+		return nil, err
+	}
 	store, err := access.New(access.Config{
-		Table: table, Secret: []byte(cfg.AuthSecret), TokenTTL: cfg.TokenTTL, Logger: log, Registerer: reg,
+		Table: table, Sealer: sealer, Secret: []byte(cfg.AuthSecret), TokenTTL: cfg.TokenTTL, Logger: log, Registerer: reg,
 	})
 	if err != nil {
 		return nil, err
 	}
 	if err := store.Open(ctx); err != nil {
-		return nil, fmt.Errorf("open the user store on %s: %w", cfg.topicNames().Users, err)
+		return nil, fmt.Errorf("open the user store on %s, sealed with %s: %w", cfg.topicNames().Users, sealedWith, err)
 	}
 	return store, nil
+}
+
+// openSealer is what seals the secret material of the users topic: the
+// store of service credentials, so one secret store guards both. With Vault,
+// its transit key (the key never leaves Vault); else the local AES-256 key
+// (UVR_ENCRYPTION_KEY or its key file). It also says which, naming the
+// settings, for the error of a key that does not open the topic.
+func openSealer(cfg Config, v *credentials.Vault, log *slog.Logger) (access.Sealer, string, error) {
+	if v != nil {
+		t, err := v.Transit(credentials.TransitConfig{Mount: cfg.VaultTransitMount, Key: cfg.VaultTransitKey})
+		if err != nil {
+			return nil, "", fmt.Errorf("--vault-transit-key, --vault-transit-mount: %w", err)
+		}
+		return t, fmt.Sprintf("the Vault transit key %s of mount %s at %s (UVR_VAULT_TRANSIT_KEY, UVR_VAULT_TRANSIT_MOUNT, VAULT_ADDR)",
+			cfg.VaultTransitKey, cfg.VaultTransitMount, cfg.VaultAddr), nil
+	}
+	lc, err := cfg.localCredentials(log)
+	if err != nil {
+		return nil, "", err
+	}
+	s, err := credentials.NewLocalSealer(lc)
+	if err != nil {
+		return nil, "", fmt.Errorf("the key sealing the users topic: %w", err)
+	}
+	what := "the key file " + filepath.Join(lc.Dir, credentials.LocalKeyName) + " (set UVR_ENCRYPTION_KEY to give the key instead)"
+	if lc.Key != nil {
+		what = "the key of UVR_ENCRYPTION_KEY"
+	}
+	return s, what, nil
 }
 
 // selfToken is a short-lived admin token for this process's own clients
@@ -115,12 +151,20 @@ func withUserStore(cmd *cobra.Command, cfg Config, log *slog.Logger, do func(ctx
 	if err := prepareTopics(ctx, cfg, brokers, log); err != nil {
 		return err
 	}
-	table, err := kafka.NewTable(kafka.TableConfig{Brokers: brokers, Topic: cfg.topicNames().Users, Partitions: 1, Logger: log})
+	var v *credentials.Vault
+	if cfg.VaultAddr != "" {
+		var err error
+		if v, err = cfg.vault(ctx, log, nil); err != nil {
+			return err
+		}
+		defer v.Close()
+	}
+	table, err := kafka.NewTable(kafka.TableConfig{Brokers: brokers, Security: cfg.KafkaSecurity, Topic: cfg.topicNames().Users, Partitions: 1, Logger: log})
 	if err != nil {
 		return err
 	}
 	defer table.Close()
-	store, err := openAccessStore(ctx, table, cfg, log, nil)
+	store, err := openAccessStore(ctx, table, cfg, v, log, nil)
 	if err != nil {
 		return fmt.Errorf("%w (brokers %s)", err, strings.Join(brokers, ","))
 	}
@@ -187,7 +231,9 @@ func userCreateCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command {
 		Short: "Create a user in the user store on Kafka (the first admin, typically)",
 		Long: `create writes a user to the compacted users topic every API instance reads.
 Without --kafka-brokers it uses the embedded broker of a running "uvr run"
-(--embedded-kafka-addr). Prefer --password-stdin: a --password stays in the shell history.`,
+(--embedded-kafka-addr). The password hash is sealed with the key of the API instances: run it
+with their VAULT_* settings, or their UVR_ENCRYPTION_KEY (or --data-dir, whose key file a single
+"uvr run" uses). Prefer --password-stdin: a --password stays in the shell history.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if passwordStdin {

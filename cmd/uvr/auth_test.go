@@ -215,7 +215,9 @@ func TestEveryRouteNeedsCredentials(t *testing.T) {
 	table, err := kafka.NewTable(kafka.TableConfig{Brokers: m.Brokers, Topic: cfg.topicNames().Users})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = table.Close() })
-	past, err := access.New(access.Config{Table: table, Now: func() time.Time { return time.Now().Add(-13 * time.Hour) }})
+	sealer, _, err := openSealer(cfg, nil, nil)
+	require.NoError(t, err)
+	past, err := access.New(access.Config{Table: table, Sealer: sealer, Now: func() time.Time { return time.Now().Add(-13 * time.Hour) }})
 	require.NoError(t, err)
 	require.NoError(t, past.Open(ctx))
 	me, err := m.access.Authenticate(ctx, admin)
@@ -321,14 +323,14 @@ func cli(env map[string]string) func(stdin string, args ...string) (string, erro
 // running API reads: a deactivated or deleted user's token is refused at its
 // next request there; the last active admin stays.
 func TestUserChangeCommands(t *testing.T) {
-	prefix := "uvr-test-" + servicetest.Suffix()
-	run := cli(map[string]string{"UVR_KAFKA_BROKERS": strings.Join(servicetest.KafkaBrokers(t), ","), "UVR_CONNECTOR_PREFIX": prefix})
+	cfg := testConfig(t)
+	// The same data dir: the CLI seals with the key of the server's.
+	run := cli(map[string]string{"UVR_KAFKA_BROKERS": strings.Join(servicetest.KafkaBrokers(t), ","),
+		"UVR_CONNECTOR_PREFIX": cfg.ConnectorPrefix, "UVR_DATA_DIR": cfg.DataDir})
 	for _, email := range []string{"ops@example.com", "ann@example.com"} {
 		out, err := run("", "user", "create", "--email", email, "--password", "long enough", "--role", "admin")
 		require.NoError(t, err, out)
 	}
-	cfg := testConfig(t)
-	cfg.ConnectorPrefix = prefix
 	cfg.AdminEmail, cfg.AdminPassword = "", ""
 	m := startMain(t, cfg, Roles{API: true})
 	ann := login(t, m.URL(), "ann@example.com", "long enough")
@@ -369,8 +371,8 @@ func TestUserChangeCommands(t *testing.T) {
 // email or password exits with a line naming the flag.
 func TestUserCreateCommand(t *testing.T) {
 	brokers := strings.Join(servicetest.KafkaBrokers(t), ",")
-	prefix := "uvr-test-" + servicetest.Suffix()
-	env := map[string]string{"UVR_KAFKA_BROKERS": brokers, "UVR_CONNECTOR_PREFIX": prefix}
+	cfg := testConfig(t)
+	env := map[string]string{"UVR_KAFKA_BROKERS": brokers, "UVR_CONNECTOR_PREFIX": cfg.ConnectorPrefix, "UVR_DATA_DIR": cfg.DataDir}
 	const password = "a-planted-password"
 
 	run := cli(env)
@@ -398,8 +400,6 @@ func TestUserCreateCommand(t *testing.T) {
 	}
 
 	// The API of a Main on the same topics logs the user in.
-	cfg := testConfig(t)
-	cfg.ConnectorPrefix = prefix
 	cfg.AdminEmail, cfg.AdminPassword = "", ""
 	m := startMain(t, cfg, Roles{API: true})
 	token := login(t, m.URL(), "ops@example.com", password)

@@ -201,7 +201,7 @@ func requireReplicatedTopics(t *testing.T, cfg Config) {
 	defer cancel()
 	list, err := topicList(ctx, cfg, cfg.KafkaBrokers)
 	require.NoError(t, err)
-	statuses, err := topics.Check(ctx, cfg.KafkaBrokers, list)
+	statuses, err := topics.Check(ctx, cfg.KafkaBrokers, cfg.KafkaSecurity, list)
 	require.NoError(t, err)
 	require.NotEmpty(t, statuses)
 	for _, st := range statuses {

@@ -1,16 +1,22 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
+	"github.com/uvrhq/uvr/connectors/credentials"
 	"github.com/uvrhq/uvr/connectors/source"
 	"github.com/uvrhq/uvr/pipeline/broker"
+	"github.com/uvrhq/uvr/pipeline/kafka"
 	"github.com/uvrhq/uvr/projections/chstore"
 	"github.com/uvrhq/uvr/projections/insights"
 )
@@ -38,11 +44,23 @@ type Config struct {
 	// brokers or more, else 1 and 1: pipeline/topics.Replication).
 	KafkaReplicationFactor int
 	KafkaMinInsyncReplicas int
+	// TLS and SASL/SCRAM of every Kafka connection (security.go), as set by
+	// flags and UVR_KAFKA_TLS_* / UVR_KAFKA_SASL_*; loadSecurity reads them
+	// into KafkaSecurity, which every client takes (zero: plaintext).
+	KafkaTLS           TLSFiles
+	KafkaSASLMechanism string
+	KafkaSASLUsername  string
+	KafkaSASLPassword  string
+	KafkaSecurity      kafka.Security
 
 	ClickHouseAddr     string
 	ClickHouseDatabase string
 	ClickHouseUser     string
 	ClickHousePassword string
+	// TLS of the ClickHouse connections (UVR_CLICKHOUSE_TLS_*), read by
+	// loadSecurity into ClickHouseTLSConfig (nil: plaintext).
+	ClickHouseTLS       TLSFiles
+	ClickHouseTLSConfig *tls.Config
 
 	// Timeouts of the API's HTTP server (api.Config): headers, whole
 	// request, response (POST /api/sync extends its own) and idle keep-alive.
@@ -76,9 +94,14 @@ type Config struct {
 	VaultSecretID   string
 	VaultMount      string
 	VaultPrefix     string
-	EncryptionKey   string
-	AirbyteURL      string
-	AirbyteToken    string
+	// The Vault transit key sealing the secrets of the users topic (the
+	// signing secret, the password hashes) when Vault is configured; without
+	// Vault the local key (EncryptionKey or its key file) seals them.
+	VaultTransitMount string
+	VaultTransitKey   string
+	EncryptionKey     string
+	AirbyteURL        string
+	AirbyteToken      string
 	// ConnectorAllowPrivateHosts widens the egress policy of configured
 	// services (source.Egress): hosts, addresses or networks their base_url
 	// may reach although private, loopback or plain http.
@@ -148,6 +171,8 @@ func defaultConfig() Config {
 		AlertMinSeverity:         "warning",
 		VaultMount:               "secret",
 		VaultPrefix:              "uvr/services",
+		VaultTransitMount:        credentials.DefaultTransitMount,
+		VaultTransitKey:          credentials.DefaultTransitKey,
 		TokenTTL:                 12 * time.Hour,
 		// API hardening (api.Config, docs/operations.md "Hardening").
 		HTTPReadHeaderTimeout: 10 * time.Second,
@@ -198,6 +223,33 @@ func (cfg *Config) bind(fs *pflag.FlagSet) {
 	withEnv("consumer-max-in-flight", "UVR_CONSUMER_MAX_IN_FLIGHT")
 	fs.Int64Var(&cfg.ConsumerMaxInFlightBytes, "consumer-max-in-flight-bytes", cfg.ConsumerMaxInFlightBytes, "estimated bytes of consumed messages the process may hold at once, across all its consumers (bounds its memory)")
 	withEnv("consumer-max-in-flight-bytes", "UVR_CONSUMER_MAX_IN_FLIGHT_BYTES")
+	// TLS and SASL of Kafka and ClickHouse (security.go). The password is never logged.
+	fs.BoolVar(&cfg.KafkaTLS.Enabled, "kafka-tls", false, "connect to Kafka over TLS (implied by the other --kafka-tls-* flags)")
+	withEnv("kafka-tls", "UVR_KAFKA_TLS")
+	fs.StringVar(&cfg.KafkaTLS.CA, "kafka-tls-ca", "", "PEM file of the CA that signed the brokers' certificates (default: the system's roots)")
+	withEnv("kafka-tls-ca", "UVR_KAFKA_TLS_CA")
+	fs.StringVar(&cfg.KafkaTLS.Cert, "kafka-tls-cert", "", "PEM client certificate for Kafka (mutual TLS), with --kafka-tls-key")
+	withEnv("kafka-tls-cert", "UVR_KAFKA_TLS_CERT")
+	fs.StringVar(&cfg.KafkaTLS.Key, "kafka-tls-key", "", "PEM private key of --kafka-tls-cert")
+	withEnv("kafka-tls-key", "UVR_KAFKA_TLS_KEY")
+	fs.BoolVar(&cfg.KafkaTLS.InsecureSkipVerify, "kafka-tls-insecure-skip-verify", false, "accept any broker certificate (never in production: anyone on the path can read and change the traffic)")
+	withEnv("kafka-tls-insecure-skip-verify", "UVR_KAFKA_TLS_INSECURE_SKIP_VERIFY")
+	fs.StringVar(&cfg.KafkaSASLMechanism, "kafka-sasl-mechanism", "", "SASL mechanism for Kafka: SCRAM-SHA-256 or SCRAM-SHA-512 (default: none)")
+	withEnv("kafka-sasl-mechanism", "UVR_KAFKA_SASL_MECHANISM")
+	fs.StringVar(&cfg.KafkaSASLUsername, "kafka-sasl-username", "", "SASL user for Kafka")
+	withEnv("kafka-sasl-username", "UVR_KAFKA_SASL_USERNAME")
+	fs.StringVar(&cfg.KafkaSASLPassword, "kafka-sasl-password", "", "SASL password for Kafka (prefer the environment variable)")
+	withEnv("kafka-sasl-password", "UVR_KAFKA_SASL_PASSWORD")
+	fs.BoolVar(&cfg.ClickHouseTLS.Enabled, "clickhouse-tls", false, "connect to ClickHouse over TLS, on its secure native port (implied by the other --clickhouse-tls-* flags)")
+	withEnv("clickhouse-tls", "UVR_CLICKHOUSE_TLS")
+	fs.StringVar(&cfg.ClickHouseTLS.CA, "clickhouse-tls-ca", "", "PEM file of the CA that signed ClickHouse's certificate (default: the system's roots)")
+	withEnv("clickhouse-tls-ca", "UVR_CLICKHOUSE_TLS_CA")
+	fs.StringVar(&cfg.ClickHouseTLS.Cert, "clickhouse-tls-cert", "", "PEM client certificate for ClickHouse (mutual TLS), with --clickhouse-tls-key")
+	withEnv("clickhouse-tls-cert", "UVR_CLICKHOUSE_TLS_CERT")
+	fs.StringVar(&cfg.ClickHouseTLS.Key, "clickhouse-tls-key", "", "PEM private key of --clickhouse-tls-cert")
+	withEnv("clickhouse-tls-key", "UVR_CLICKHOUSE_TLS_KEY")
+	fs.BoolVar(&cfg.ClickHouseTLS.InsecureSkipVerify, "clickhouse-tls-insecure-skip-verify", false, "accept any ClickHouse certificate (never in production)")
+	withEnv("clickhouse-tls-insecure-skip-verify", "UVR_CLICKHOUSE_TLS_INSECURE_SKIP_VERIFY")
 	fs.StringVar(&cfg.ClickHouseAddr, "clickhouse-addr", cfg.ClickHouseAddr, "ClickHouse native protocol address(es), comma separated")
 	withEnv("clickhouse-addr", "UVR_CLICKHOUSE_ADDR")
 	fs.StringVar(&cfg.ClickHouseDatabase, "clickhouse-database", cfg.ClickHouseDatabase, "ClickHouse database")
@@ -240,7 +292,11 @@ func (cfg *Config) bind(fs *pflag.FlagSet) {
 	withEnv("vault-mount", "UVR_VAULT_MOUNT")
 	fs.StringVar(&cfg.VaultPrefix, "vault-prefix", cfg.VaultPrefix, "path prefix of service credentials in the KV mount")
 	withEnv("vault-prefix", "UVR_VAULT_PREFIX")
-	fs.StringVar(&cfg.EncryptionKey, "encryption-key", "", "base64 AES-256 key of the local credential store (default: a generated key file, mode 0600)")
+	fs.StringVar(&cfg.VaultTransitMount, "vault-transit-mount", cfg.VaultTransitMount, "Vault transit engine mount whose key seals the signing secret and password hashes on the users topic")
+	withEnv("vault-transit-mount", "UVR_VAULT_TRANSIT_MOUNT")
+	fs.StringVar(&cfg.VaultTransitKey, "vault-transit-key", cfg.VaultTransitKey, "Vault transit key sealing the signing secret and password hashes on the users topic (created by the first seal if the token may)")
+	withEnv("vault-transit-key", "UVR_VAULT_TRANSIT_KEY")
+	fs.StringVar(&cfg.EncryptionKey, "encryption-key", "", "base64 AES-256 key of the local credential store, also sealing the secrets of the users topic without Vault (default: a generated key file, mode 0600; every API instance sharing Kafka needs the same key)")
 	withEnv("encryption-key", "UVR_ENCRYPTION_KEY")
 	fs.StringSliceVar(&cfg.ConnectorAllowPrivateHosts, "connector-allow-private-hosts", nil, "hosts, addresses or networks (comma separated) a service's base_url may reach although loopback, private, link-local or plain http; default none: https to public addresses only")
 	withEnv("connector-allow-private-hosts", "UVR_CONNECTOR_ALLOW_PRIVATE_HOSTS")
@@ -321,6 +377,33 @@ func (cfg Config) mappingDir() string {
 	return filepath.Join(cfg.DataDir, "mappings")
 }
 
+// vault connects to the configured Vault (VAULT_ADDR set): the service
+// credentials' KV store and the transit key of the users topic.
+func (cfg Config) vault(ctx context.Context, log *slog.Logger, reg prometheus.Registerer) (*credentials.Vault, error) {
+	v, err := credentials.NewVault(ctx, credentials.VaultConfig{
+		Addr: cfg.VaultAddr, Token: cfg.VaultToken, RoleID: cfg.VaultRoleID, SecretID: cfg.VaultSecretID,
+		Mount: cfg.VaultMount, Prefix: cfg.VaultPrefix, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vault at %s: %w", cfg.VaultAddr, err)
+	}
+	return v, nil
+}
+
+// localCredentials configures the local sealed store and the local sealer,
+// which share one key: UVR_ENCRYPTION_KEY, or a key file under the data dir.
+func (cfg Config) localCredentials(log *slog.Logger) (credentials.LocalConfig, error) {
+	lc := credentials.LocalConfig{Dir: filepath.Join(cfg.DataDir, "credentials"), Logger: log}
+	if cfg.EncryptionKey != "" {
+		key, err := credentials.ParseKey(cfg.EncryptionKey)
+		if err != nil {
+			return lc, fmt.Errorf("UVR_ENCRYPTION_KEY: %w", err)
+		}
+		lc.Key = key
+	}
+	return lc, nil
+}
+
 // clickhouse is the connection config of database on the configured server.
 func (cfg Config) clickhouse(database string) chstore.Config {
 	return chstore.Config{
@@ -328,6 +411,7 @@ func (cfg Config) clickhouse(database string) chstore.Config {
 		Database: database,
 		Username: cfg.ClickHouseUser,
 		Password: cfg.ClickHousePassword,
+		TLS:      cfg.ClickHouseTLSConfig,
 	}
 }
 
@@ -391,6 +475,7 @@ func (cfg Config) Validate() error {
 		errs = append(errs, errors.New("--connector-prefix must not be empty"))
 	}
 	errs = append(errs, cfg.validateAuth()...)
+	errs = append(errs, cfg.validateSecurity()...)
 	if cfg.EventsTopic == "" || cfg.PoisonTopic == "" || cfg.EventsTopic == cfg.PoisonTopic {
 		errs = append(errs, errors.New("--events-topic and --poison-topic must be set and differ"))
 	}

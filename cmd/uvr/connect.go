@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"path/filepath"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -185,7 +184,7 @@ func (m *Main) addAirbyteDestination(t connectorTopics) error {
 	if err != nil {
 		return fmt.Errorf("airbyte destination-kafka mapping: %w", err)
 	}
-	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{Brokers: m.Brokers, ConsumerGroup: t.group + "-airbyte",
+	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{Brokers: m.Brokers, Security: m.Config.KafkaSecurity, ConsumerGroup: t.group + "-airbyte",
 		MaxInFlight: 100, Budget: m.inFlight, Logger: m.Logger, Registerer: m.Registry})
 	if err != nil {
 		return fmt.Errorf("airbyte destination-kafka subscriber: %w", err)
@@ -206,7 +205,7 @@ func (m *Main) addAirbyteDestination(t connectorTopics) error {
 
 // openTable reads a compacted topic into memory and keeps tailing it.
 func (m *Main) openTable(ctx, runCtx context.Context, topic string) (*kafka.Table, error) {
-	t, err := kafka.NewTable(kafka.TableConfig{Brokers: m.Brokers, Topic: topic, Logger: m.Logger})
+	t, err := kafka.NewTable(kafka.TableConfig{Brokers: m.Brokers, Security: m.Config.KafkaSecurity, Topic: topic, Logger: m.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -224,30 +223,24 @@ func (m *Main) openTable(ctx, runCtx context.Context, topic string) (*kafka.Tabl
 func (m *Main) openCredentials(ctx context.Context) (credentials.Store, error) {
 	cfg := m.Config
 	if cfg.VaultAddr != "" {
-		v, err := credentials.NewVault(ctx, credentials.VaultConfig{
-			Addr: cfg.VaultAddr, Token: cfg.VaultToken, RoleID: cfg.VaultRoleID, SecretID: cfg.VaultSecretID,
-			Mount: cfg.VaultMount, Prefix: cfg.VaultPrefix, Logger: m.Logger, Registerer: m.Registry,
-		})
+		v, err := cfg.vault(ctx, m.Logger, m.Registry)
 		if err != nil {
-			return nil, fmt.Errorf("vault at %s: %w", cfg.VaultAddr, err)
+			return nil, err
 		}
+		m.vault = v
 		m.closers = append(m.closers, v.Close)
 		m.health = append(m.health, healthCheck{"vault", v.Health})
 		return v, nil
 	}
-	var key []byte
-	if cfg.EncryptionKey != "" {
-		var err error
-		if key, err = credentials.ParseKey(cfg.EncryptionKey); err != nil {
-			return nil, fmt.Errorf("UVR_ENCRYPTION_KEY: %w", err)
-		}
-	}
-	dir := filepath.Join(cfg.DataDir, "credentials")
-	store, err := credentials.NewLocal(credentials.LocalConfig{Dir: dir, Key: key, Logger: m.Logger})
+	lc, err := cfg.localCredentials(m.Logger)
 	if err != nil {
-		return nil, fmt.Errorf("local credential store in %s: %w", dir, err)
+		return nil, err
 	}
-	m.Logger.Info("credentials kept in a local sealed store (set VAULT_ADDR to use Vault)", "dir", dir)
+	store, err := credentials.NewLocal(lc)
+	if err != nil {
+		return nil, fmt.Errorf("local credential store in %s: %w", lc.Dir, err)
+	}
+	m.Logger.Info("credentials kept in a local sealed store (set VAULT_ADDR to use Vault)", "dir", lc.Dir)
 	return store, nil
 }
 

@@ -137,7 +137,7 @@ func TestAirbyteDestinationKafka(t *testing.T) {
 	cfg.EnableScheduler = false
 	cfg.AirbyteKafkaTopics = []string{servicetest.Topic("airbyte.stripe")}
 	cfg.AirbyteKafkaSource = "stripe"
-	require.NoError(t, kafka.EnsureTopics(t.Context(), cfg.KafkaBrokers, []kafka.TopicSpec{{Name: cfg.AirbyteKafkaTopics[0], Partitions: 2}}))
+	require.NoError(t, kafka.EnsureTopics(t.Context(), cfg.KafkaBrokers, kafka.Security{}, []kafka.TopicSpec{{Name: cfg.AirbyteKafkaTopics[0], Partitions: 2}}))
 	m := startMain(t, cfg, Roles{API: true, Projector: true, Connectors: true})
 
 	file := sourcetest.Samples(t, "airbyte-stripe", "expected_records.jsonl")

@@ -19,7 +19,7 @@ import (
 
 // deadLetters is the store of the events' dead-letter topic, for the API.
 func (m *Main) deadLetters() (*deadletter.Store, error) {
-	return deadletter.New(deadletter.Config{Brokers: m.Brokers, Topic: m.Config.PoisonTopic, Publisher: m.publisher})
+	return deadletter.New(deadletter.Config{Brokers: m.Brokers, Security: m.Config.KafkaSecurity, Topic: m.Config.PoisonTopic, Publisher: m.publisher})
 }
 
 func deadLettersCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command {
@@ -30,9 +30,9 @@ func deadLettersCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command 
 	// open calls fn with a store on the dead-letter topic; retry also needs a publisher.
 	open := func(ctx context.Context, publish bool, fn func(*deadletter.Store) error) error {
 		return withBrokers(ctx, *cfg, logger, func(brokers []string) error {
-			dc := deadletter.Config{Brokers: brokers, Topic: cfg.PoisonTopic}
+			dc := deadletter.Config{Brokers: brokers, Security: cfg.KafkaSecurity, Topic: cfg.PoisonTopic}
 			if publish {
-				pub, err := kafka.NewPublisher(kafka.PublisherConfig{Brokers: brokers, Logger: logger()})
+				pub, err := kafka.NewPublisher(kafka.PublisherConfig{Brokers: brokers, Security: cfg.KafkaSecurity, Logger: logger()})
 				if err != nil {
 					return fmt.Errorf("kafka publisher: %w", err)
 				}

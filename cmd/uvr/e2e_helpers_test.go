@@ -262,7 +262,7 @@ func waitCaughtUp(t testing.TB, brokers []string, group, topic string, within ti
 	waitUntil(t, within, 100*time.Millisecond, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		lags, err := kafka.GroupLag(ctx, brokers, group, topic)
+		lags, err := kafka.GroupLag(ctx, brokers, kafka.Security{}, group, topic)
 		if err != nil {
 			return false
 		}
@@ -298,7 +298,7 @@ func topicEnd(t testing.TB, brokers []string, topic string) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	lags, err := kafka.GroupLag(ctx, brokers, "uvr-test-probe-"+servicetest.Suffix(), topic)
+	lags, err := kafka.GroupLag(ctx, brokers, kafka.Security{}, "uvr-test-probe-"+servicetest.Suffix(), topic)
 	require.NoError(t, err)
 	var n int64
 	for _, l := range lags {

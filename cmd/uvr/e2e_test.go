@@ -157,7 +157,7 @@ func TestProjectorSurvivesSIGKILL(t *testing.T) {
 
 	// Kill it once it has committed part of the stream, before the end.
 	require.Eventually(t, func() bool {
-		lags, err := kafka.GroupLag(context.Background(), cfg.KafkaBrokers, cfg.ConsumerGroup, cfg.EventsTopic)
+		lags, err := kafka.GroupLag(context.Background(), cfg.KafkaBrokers, kafka.Security{}, cfg.ConsumerGroup, cfg.EventsTopic)
 		if err != nil {
 			return false
 		}

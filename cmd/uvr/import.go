@@ -135,7 +135,7 @@ func importPublisher(ctx context.Context, cfg Config, opts importOptions, log *s
 	if err := prepareTopics(ctx, cfg, opts.Brokers, log); err != nil {
 		return nil, nil, err
 	}
-	pub, err := kafka.NewPublisher(kafka.PublisherConfig{Brokers: opts.Brokers, Logger: log})
+	pub, err := kafka.NewPublisher(kafka.PublisherConfig{Brokers: opts.Brokers, Security: cfg.KafkaSecurity, Logger: log})
 	if err != nil {
 		return nil, nil, err
 	}

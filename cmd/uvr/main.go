@@ -46,7 +46,10 @@ Every flag can also be set with the UVR_* environment variable named in its help
 			if err := applyEnv(cmd.Flags(), lookupEnv); err != nil {
 				return err
 			}
-			return cfg.Validate()
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			return cfg.loadSecurity()
 		},
 	}
 	root.SetOut(out)

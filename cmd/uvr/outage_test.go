@@ -120,8 +120,8 @@ func startPrivateClickHouse(t *testing.T, env ...string) *privateService {
 
 // startPrivateKafka starts a one-node KRaft broker on the jars of the shared
 // one (UVR_KAFKA_LIBS, else the repo's var/kafka/libs), so nothing is
-// downloaded again.
-func startPrivateKafka(t *testing.T) *privateService {
+// downloaded again; env adds to deploy/services' environment (NAME=VALUE).
+func startPrivateKafka(t *testing.T, env ...string) *privateService {
 	t.Helper()
 	libs := os.Getenv("UVR_KAFKA_LIBS")
 	if libs == "" {
@@ -131,7 +131,7 @@ func startPrivateKafka(t *testing.T) *privateService {
 	dir := filepath.Join(t.TempDir(), "kafka")
 	port, controller := freePort(t), freePort(t)
 	return startPrivate(t, &privateService{name: "kafka", addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir,
-		env: []string{"UVR_KAFKA_DIR=" + dir, "UVR_KAFKA_LIBS=" + libs, fmt.Sprintf("UVR_KAFKA_PORT=%d", port), fmt.Sprintf("UVR_KAFKA_CONTROLLER_PORT=%d", controller)}})
+		env: append([]string{"UVR_KAFKA_DIR=" + dir, "UVR_KAFKA_LIBS=" + libs, fmt.Sprintf("UVR_KAFKA_PORT=%d", port), fmt.Sprintf("UVR_KAFKA_CONTROLLER_PORT=%d", controller)}, env...)})
 }
 
 func startPrivate(t *testing.T, s *privateService) *privateService {

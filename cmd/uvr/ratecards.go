@@ -57,7 +57,7 @@ func reconcilePricer(ctx context.Context, cfg *Config) (aggregates.Pricer, func(
 	if err := prepareTopics(ctx, *cfg, cfg.KafkaBrokers, slog.New(slog.DiscardHandler)); err != nil {
 		return nil, nil, err
 	}
-	table, err := kafka.NewTable(kafka.TableConfig{Brokers: cfg.KafkaBrokers, Topic: cfg.topicNames().RateCards})
+	table, err := kafka.NewTable(kafka.TableConfig{Brokers: cfg.KafkaBrokers, Security: cfg.KafkaSecurity, Topic: cfg.topicNames().RateCards})
 	if err != nil {
 		return nil, nil, err
 	}

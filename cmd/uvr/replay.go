@@ -118,7 +118,7 @@ func (r replay) run(ctx context.Context) (err error) {
 	}
 	// A replay rebuilds from the first offset: refuse before touching ClickHouse if the log
 	// no longer starts there.
-	if err := kafka.CheckHistory(ctx, r.cfg.KafkaBrokers, r.group(), r.cfg.EventsTopic); err != nil {
+	if err := kafka.CheckHistory(ctx, r.cfg.KafkaBrokers, r.cfg.KafkaSecurity, r.group(), r.cfg.EventsTopic); err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
 	live := r.cfg.ClickHouseDatabase
@@ -188,7 +188,7 @@ func (r replay) run(ctx context.Context) (err error) {
 func (r replay) endOffsets(ctx context.Context) (map[int]int64, error) {
 	var errs []error
 	for attempt := 1; ; attempt++ {
-		lags, err := kafka.GroupLag(ctx, r.cfg.KafkaBrokers, r.group(), r.cfg.EventsTopic)
+		lags, err := kafka.GroupLag(ctx, r.cfg.KafkaBrokers, r.cfg.KafkaSecurity, r.group(), r.cfg.EventsTopic)
 		if err == nil {
 			out := make(map[int]int64, len(lags))
 			for _, l := range lags {
@@ -333,7 +333,7 @@ func (r replay) open(ctx context.Context, cfg Config, phase string) (*Main, erro
 // committed sums, over the partitions of targets, the replay group's
 // committed offset capped at the target: the events projected so far.
 func (r replay) committed(ctx context.Context, targets map[int]int64) (int64, error) {
-	lags, err := kafka.GroupLag(ctx, r.cfg.KafkaBrokers, r.group(), r.cfg.EventsTopic)
+	lags, err := kafka.GroupLag(ctx, r.cfg.KafkaBrokers, r.cfg.KafkaSecurity, r.group(), r.cfg.EventsTopic)
 	if err != nil {
 		return 0, err
 	}

@@ -66,7 +66,7 @@ func proveHistoryKept(t *testing.T, brokers []string) {
 	// visibly done so on a topic that keeps the defaults.
 	setBrokerDefaults(ctx, t, brokers, map[string]string{"log.retention.ms": "1000"})
 	control := servicetest.Topic("test.retention.control")
-	require.NoError(t, kafka.EnsureTopics(ctx, brokers, []kafka.TopicSpec{{Name: control, Partitions: 1}}))
+	require.NoError(t, kafka.EnsureTopics(ctx, brokers, kafka.Security{}, []kafka.TopicSpec{{Name: control, Partitions: 1}}))
 	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	require.NoError(t, err)
 	defer client.Close()
@@ -136,7 +136,7 @@ func logBounds(ctx context.Context, t *testing.T, brokers []string, list []topic
 	t.Helper()
 	out := map[string]map[int][2]int64{}
 	for _, tp := range list {
-		lags, err := kafka.GroupLag(ctx, brokers, "uvr-test-none", tp.Spec.Name)
+		lags, err := kafka.GroupLag(ctx, brokers, kafka.Security{}, "uvr-test-none", tp.Spec.Name)
 		require.NoError(t, err)
 		out[tp.Spec.Name] = map[int][2]int64{}
 		for _, l := range lags {

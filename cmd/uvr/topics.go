@@ -27,13 +27,13 @@ func (cfg Config) topicNames() topics.Names {
 // topicList resolves the replication for the cluster behind brokers and returns uvr's topics
 // as they must be.
 func topicList(ctx context.Context, cfg Config, brokers []string) ([]topics.Topic, error) {
-	n, err := topics.BrokerCount(ctx, brokers)
+	n, err := topics.BrokerCount(ctx, brokers, cfg.KafkaSecurity)
 	if err != nil {
-		return nil, fmt.Errorf("kafka at %s: %w", strings.Join(brokers, ","), err)
+		return nil, fmt.Errorf("kafka at %s (%s): %w", strings.Join(brokers, ","), cfg.KafkaSecurity, err)
 	}
 	rf, minISR, err := topics.Replication(n, cfg.KafkaReplicationFactor, cfg.KafkaMinInsyncReplicas)
 	if err != nil {
-		return nil, fmt.Errorf("kafka at %s: %w", strings.Join(brokers, ","), err)
+		return nil, fmt.Errorf("kafka at %s (%s): %w", strings.Join(brokers, ","), cfg.KafkaSecurity, err)
 	}
 	return topics.List(topics.Config{Names: cfg.topicNames(), Partitions: cfg.TopicPartitions,
 		ReplicationFactor: rf, MinInsyncReplicas: minISR}), nil
@@ -76,10 +76,10 @@ func prepareTopicsOnce(ctx context.Context, cfg Config, brokers []string, log *s
 	for i, t := range list {
 		specs[i] = t.Spec
 	}
-	if err := kafka.EnsureTopics(ctx, brokers, specs); err != nil {
+	if err := kafka.EnsureTopics(ctx, brokers, cfg.KafkaSecurity, specs); err != nil {
 		return fmt.Errorf("create topics on %s: %w", strings.Join(brokers, ","), err)
 	}
-	statuses, err := topics.Check(ctx, brokers, list)
+	statuses, err := topics.Check(ctx, brokers, cfg.KafkaSecurity, list)
 	if err != nil {
 		return fmt.Errorf("check topics on %s: %w", strings.Join(brokers, ","), err)
 	}
@@ -116,7 +116,7 @@ func topicsCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return run(cmd.Context(), func(b []string, list []topics.Topic) error {
-				statuses, err := topics.Check(cmd.Context(), b, list)
+				statuses, err := topics.Check(cmd.Context(), b, cfg.KafkaSecurity, list)
 				if err != nil {
 					return err
 				}
@@ -133,7 +133,7 @@ func topicsCommand(cfg *Config, logger func() *slog.Logger) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return run(cmd.Context(), func(b []string, list []topics.Topic) error {
-				created, changes, err := topics.Fix(cmd.Context(), b, list)
+				created, changes, err := topics.Fix(cmd.Context(), b, cfg.KafkaSecurity, list)
 				if err != nil {
 					return err
 				}

@@ -22,7 +22,7 @@ func TestStartRefusesTopicsThatForget(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	users := cfg.topicNames().Users
-	require.NoError(t, kafka.EnsureTopics(ctx, cfg.KafkaBrokers, []kafka.TopicSpec{
+	require.NoError(t, kafka.EnsureTopics(ctx, cfg.KafkaBrokers, kafka.Security{}, []kafka.TopicSpec{
 		{Name: cfg.EventsTopic, Partitions: cfg.TopicPartitions, Config: map[string]string{"retention.ms": "3600000"}},
 		{Name: users, Partitions: 1},
 	}))

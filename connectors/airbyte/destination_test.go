@@ -47,7 +47,7 @@ func TestDestinationKafkaHandler(t *testing.T) {
 	defer cancel()
 	suffix := servicetest.Suffix()
 	in, events, poison := "airbyte.faker."+suffix, "uvr.test.events."+suffix, "uvr.test.poison."+suffix
-	require.NoError(t, kafka.EnsureTopics(ctx, brokers, []kafka.TopicSpec{
+	require.NoError(t, kafka.EnsureTopics(ctx, brokers, kafka.Security{}, []kafka.TopicSpec{
 		{Name: in, Partitions: 2}, {Name: events, Partitions: 2}, {Name: poison, Partitions: 1},
 	}))
 

@@ -3,7 +3,6 @@ package credentials
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
@@ -75,29 +74,11 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("local credentials: Dir is required")
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("local credentials: %w", err)
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	log = log.With("component", "credentials")
-	key := cfg.Key
-	if key == nil {
-		var err error
-		if key, err = loadOrCreateKey(filepath.Join(cfg.Dir, LocalKeyName), log); err != nil {
-			return nil, err
-		}
-	}
-	if len(key) != 32 {
-		return nil, fmt.Errorf("local credentials: key must be 32 bytes (AES-256), got %d", len(key))
-	}
-	block, err := aes.NewCipher(key)
+	key, _, log, err := localKey(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("local credentials: %w", err)
+		return nil, err
 	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := newGCM(key)
 	if err != nil {
 		return nil, fmt.Errorf("local credentials: %w", err)
 	}

@@ -90,7 +90,7 @@ func newEngine(t *testing.T, services syncer.Services) (*syncer.Engine, *request
 	defer cancel()
 	brokers := servicetest.KafkaBrokers(t)
 	topic := servicetest.Topic("uvr.sync-requests")
-	require.NoError(t, kafka.EnsureTopics(ctx, brokers, []kafka.TopicSpec{{Name: topic, Partitions: 1}}))
+	require.NoError(t, kafka.EnsureTopics(ctx, brokers, kafka.Security{}, []kafka.TopicSpec{{Name: topic, Partitions: 1}}))
 	addr, database := servicetest.ClickHouseDatabase(t)
 	conn, err := chstore.Open(ctx, chstore.Config{Addr: []string{addr}, Database: database})
 	require.NoError(t, err)

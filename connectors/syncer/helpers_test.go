@@ -58,7 +58,7 @@ func newEnv(t *testing.T, requestPartitions int) *testEnv {
 		logs:          &syncBuffer{},
 	}
 	env.logger = testLogger(env.logs)
-	require.NoError(t, kafka.EnsureTopics(ctx, env.brokers, []kafka.TopicSpec{
+	require.NoError(t, kafka.EnsureTopics(ctx, env.brokers, kafka.Security{}, []kafka.TopicSpec{
 		{Name: env.eventsTopic, Partitions: 1},
 		{Name: env.requestsTopic, Partitions: requestPartitions},
 		{Name: env.poisonTopic, Partitions: 1},

@@ -26,7 +26,7 @@ func TestRestartKeepsRecordsAndOffsets(t *testing.T) {
 	b, err := broker.Start(ctx, broker.Config{DataDir: dir, Partitions: 2})
 	require.NoError(t, err)
 	addr := b.Addrs()[0]
-	require.NoError(t, kafka.EnsureTopics(ctx, b.Addrs(), []kafka.TopicSpec{{Name: topic, Partitions: 1}}))
+	require.NoError(t, kafka.EnsureTopics(ctx, b.Addrs(), kafka.Security{}, []kafka.TopicSpec{{Name: topic, Partitions: 1}}))
 
 	pub, err := kafka.NewPublisher(kafka.PublisherConfig{Brokers: b.Addrs()})
 	require.NoError(t, err)
@@ -176,7 +176,7 @@ func TestMaxRecordsRefusesPastTheLimit(t *testing.T) {
 	b, err := broker.Start(ctx, broker.Config{DataDir: dir, MaxRecords: limit})
 	require.NoError(t, err)
 	// One partition: a Publish is then one produce request, accepted or refused whole.
-	require.NoError(t, kafka.EnsureTopics(ctx, b.Addrs(), []kafka.TopicSpec{{Name: topic, Partitions: 1}}))
+	require.NoError(t, kafka.EnsureTopics(ctx, b.Addrs(), kafka.Security{}, []kafka.TopicSpec{{Name: topic, Partitions: 1}}))
 	require.NoError(t, publish(b, 6))
 	require.NoError(t, b.Full())
 	require.NoError(t, publish(b, 4), "up to the limit is accepted")

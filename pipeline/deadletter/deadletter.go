@@ -60,8 +60,9 @@ func (e Entry) Retried() bool { return len(e.Retries) > 0 }
 
 // Config configures New.
 type Config struct {
-	Brokers []string
-	Topic   string // the dead-letter topic
+	Brokers  []string
+	Security kafka.Security // TLS and SASL; zero: plaintext
+	Topic    string         // the dead-letter topic
 	// Publisher republishes retried messages and writes the markers.
 	// Needed by Retry only.
 	Publisher message.Publisher
@@ -91,7 +92,8 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Store{cfg: cfg, client: &kafkago.Client{Addr: kafkago.TCP(cfg.Brokers...), Timeout: 10 * time.Second}}, nil
+	tr := cfg.Security.Transport(&kafkago.Transport{ClientID: "uvr-dead-letters"})
+	return &Store{cfg: cfg, client: &kafkago.Client{Addr: kafkago.TCP(cfg.Brokers...), Transport: tr, Timeout: 10 * time.Second}}, nil
 }
 
 // Progress is called while List reads: records read so far of total.

@@ -17,13 +17,12 @@ import (
 //
 // It returns once the broker that answered lists every created topic in its metadata, so a
 // consumer group formed right after sees their partitions.
-func EnsureTopics(ctx context.Context, brokers []string, topics []TopicSpec) error {
+func EnsureTopics(ctx context.Context, brokers []string, sec Security, topics []TopicSpec) error {
 	if errs := validateBrokers(brokers); len(errs) > 0 {
 		return fmt.Errorf("ensure topics: %w", errors.Join(errs...))
 	}
-	transport := &kafkago.Transport{}
+	client, transport := sec.client(brokers, 0, &kafkago.Transport{})
 	defer transport.CloseIdleConnections()
-	client := &kafkago.Client{Addr: kafkago.TCP(brokers...), Transport: transport}
 	return ensureTopics(ctx, client, topics)
 }
 

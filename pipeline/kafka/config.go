@@ -81,7 +81,8 @@ func (s TopicSpec) validate() error {
 
 // PublisherConfig configures NewPublisher. Zero values take the defaults above.
 type PublisherConfig struct {
-	Brokers []string // required, host:port
+	Brokers  []string // required, host:port
+	Security Security // TLS and SASL; zero: plaintext
 
 	// BatchSize, BatchBytes and BatchTimeout bound one produce request per partition.
 	// BatchTimeout is small because Publish is synchronous: kafka-go's 1 s default would
@@ -152,6 +153,7 @@ func (c PublisherConfig) withDefaults() PublisherConfig {
 // SubscriberConfig configures NewSubscriber. Zero values take the defaults above.
 type SubscriberConfig struct {
 	Brokers       []string // required, host:port
+	Security      Security // TLS and SASL; zero: plaintext
 	ConsumerGroup string   // required; offsets are committed per group, topic and partition
 
 	// InitialOffset applies to partitions the group has never committed.

@@ -187,7 +187,7 @@ func testContext(t *testing.T) context.Context {
 func ensureTopic(t *testing.T, brokers []string, partitions int) string {
 	t.Helper()
 	topic := uniqueTopic(t)
-	require.NoError(t, kafka.EnsureTopics(testContext(t), brokers, []kafka.TopicSpec{{Name: topic, Partitions: partitions}}))
+	require.NoError(t, kafka.EnsureTopics(testContext(t), brokers, kafka.Security{}, []kafka.TopicSpec{{Name: topic, Partitions: partitions}}))
 	return topic
 }
 

@@ -30,23 +30,23 @@ func TestCheckHistoryRefusesTruncatedLog(t *testing.T) {
 				require.NoError(t, client.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: p, Value: []byte("v")}).FirstErr())
 			}
 		}
-		require.NoError(t, kafka.CheckHistory(ctx, brokers, "fresh", topic), "the whole log is there")
+		require.NoError(t, kafka.CheckHistory(ctx, brokers, kafka.Security{}, "fresh", topic), "the whole log is there")
 
 		servicetest.DeleteRecords(t, brokers, topic, 1, 3)
 		commit(ctx, t, brokers, "behind", topic, map[int]int64{0: 5, 1: 2})
 		commit(ctx, t, brokers, "past", topic, map[int]int64{0: 5, 1: 4})
 
-		err = kafka.CheckHistory(ctx, brokers, "fresh", topic)
+		err = kafka.CheckHistory(ctx, brokers, kafka.Security{}, "fresh", topic)
 		var truncated *kafka.TruncatedError
 		require.ErrorAs(t, err, &truncated)
 		assert.Equal(t, kafka.TruncatedError{Topic: topic, Group: "fresh", Partition: 1, FirstMissing: 0, LogStart: 3}, *truncated)
 		assert.ErrorContains(t, err, "topic "+topic+" partition 1: records from offset 0 (the first missing) to 2 are gone, the log now starts at 3")
 
-		err = kafka.CheckHistory(ctx, brokers, "behind", topic)
+		err = kafka.CheckHistory(ctx, brokers, kafka.Security{}, "behind", topic)
 		require.ErrorAs(t, err, &truncated)
 		assert.Equal(t, int64(2), truncated.FirstMissing, "the committed offset is the first record the group needs")
 
-		require.NoError(t, kafka.CheckHistory(ctx, brokers, "past", topic), "the group read past the deleted records")
+		require.NoError(t, kafka.CheckHistory(ctx, brokers, kafka.Security{}, "past", topic), "the group read past the deleted records")
 	})
 }
 

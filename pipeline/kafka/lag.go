@@ -52,17 +52,17 @@ func (e *TruncatedError) Error() string {
 // CheckHistory returns a *TruncatedError for every partition of topic (joined) whose log no
 // longer holds records group needs (PartitionLag.Missing), nil when none is missing. A broker
 // still electing the group's coordinator (a fresh cluster) is waited for, up to 30 s.
-func CheckHistory(ctx context.Context, brokers []string, group, topic string) error {
+func CheckHistory(ctx context.Context, brokers []string, sec Security, group, topic string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	lags, err := GroupLag(ctx, brokers, group, topic)
+	lags, err := GroupLag(ctx, brokers, sec, group, topic)
 	for backoff := 50 * time.Millisecond; err != nil && retriable(err); backoff = min(2*backoff, time.Second) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("check the history of %s for group %s: %w", topic, group, errors.Join(err, ctx.Err()))
 		case <-time.After(backoff):
 		}
-		lags, err = GroupLag(ctx, brokers, group, topic)
+		lags, err = GroupLag(ctx, brokers, sec, group, topic)
 	}
 	if err != nil {
 		return err
@@ -80,15 +80,14 @@ func CheckHistory(ctx context.Context, brokers []string, group, topic string) er
 // offset of every partition of topic. A group whose committed offsets reach
 // the end has projected (and, since offsets are committed only after the
 // projection stored them, persisted) everything written so far.
-func GroupLag(ctx context.Context, brokers []string, group, topic string) ([]PartitionLag, error) {
+func GroupLag(ctx context.Context, brokers []string, sec Security, group, topic string) ([]PartitionLag, error) {
 	if len(brokers) == 0 {
 		return nil, errors.New("group lag: no brokers")
 	}
 	// A transport of its own: the shared default one caches metadata for
 	// seconds, and would not see a topic created just before.
-	transport := &kafkago.Transport{MetadataTTL: time.Second}
+	client, transport := sec.client(brokers, 10*time.Second, &kafkago.Transport{MetadataTTL: time.Second})
 	defer transport.CloseIdleConnections()
-	client := &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: 10 * time.Second, Transport: transport}
 	meta, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("group lag: metadata of %s: %w", topic, err)

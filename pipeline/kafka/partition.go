@@ -31,6 +31,7 @@ func (sb *subscription) consumePartition(ctx context.Context, c *committer, part
 	// group Reader cannot.
 	reader := kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers:     cfg.Brokers,
+		Dialer:      cfg.Security.dialer(&kafkago.Dialer{ClientID: "uvr", Timeout: 10 * time.Second, DualStack: true}),
 		Topic:       sb.topic,
 		Partition:   partition,
 		MinBytes:    1,

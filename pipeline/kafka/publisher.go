@@ -47,7 +47,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		return nil, fmt.Errorf("kafka publisher: %w", err)
 	}
 	log := cfg.Logger.With("client", "publisher")
-	transport := &kafkago.Transport{MetadataTTL: cfg.MetadataTTL, ClientID: "uvr"}
+	transport := cfg.Security.Transport(&kafkago.Transport{MetadataTTL: cfg.MetadataTTL, ClientID: "uvr"})
 	p := &Publisher{
 		cfg:       cfg,
 		log:       log,

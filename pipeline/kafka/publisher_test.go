@@ -113,8 +113,8 @@ func TestEnsureTopics(t *testing.T) {
 			{Name: events, Partitions: 3},
 			{Name: state, Partitions: 1, Config: map[string]string{"cleanup.policy": "compact"}},
 		}
-		require.NoError(t, kafka.EnsureTopics(ctx, brokers, specs))
-		require.NoError(t, kafka.EnsureTopics(ctx, brokers, specs), "existing topics are fine")
+		require.NoError(t, kafka.EnsureTopics(ctx, brokers, kafka.Security{}, specs))
+		require.NoError(t, kafka.EnsureTopics(ctx, brokers, kafka.Security{}, specs), "existing topics are fine")
 
 		conn, err := kafkago.DialContext(ctx, "tcp", brokers[0])
 		require.NoError(t, err)
@@ -140,10 +140,11 @@ func TestEnsureTopics(t *testing.T) {
 }
 
 func TestEnsureTopicsReportsEveryInvalidSpec(t *testing.T) {
-	err := kafka.EnsureTopics(t.Context(), []string{"127.0.0.1:1"}, []kafka.TopicSpec{
+	err := kafka.EnsureTopics(t.Context(), []string{"127.0.0.1:1"}, kafka.Security{}, []kafka.TopicSpec{
 		{Name: "", Partitions: 1},
 		{Name: "no-partitions"},
 	})
+
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "topic name is required")
 	assert.ErrorContains(t, err, `topic "no-partitions": partitions must be ≥ 1`)

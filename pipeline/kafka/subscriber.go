@@ -60,10 +60,10 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 		return nil, fmt.Errorf("kafka subscriber: %w", err)
 	}
 	closeCtx, closeFn := context.WithCancel(context.Background())
-	transport := &kafkago.Transport{ClientID: "uvr"}
+	admin, transport := cfg.Security.client(cfg.Brokers, 0, &kafkago.Transport{ClientID: "uvr"})
 	return &Subscriber{
 		cfg:       cfg,
-		admin:     &kafkago.Client{Addr: kafkago.TCP(cfg.Brokers...), Transport: transport},
+		admin:     admin,
 		transport: transport,
 		log:       cfg.Logger.With("client", "subscriber", "group", cfg.ConsumerGroup),
 		metrics:   metrics,
@@ -133,7 +133,7 @@ func (s *Subscriber) subscribe(ctx context.Context, topic string) (*subscription
 	group, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
 		ID:                s.cfg.ConsumerGroup,
 		Brokers:           s.cfg.Brokers,
-		Dialer:            &kafkago.Dialer{ClientID: clientID, Timeout: 10 * time.Second, DualStack: true},
+		Dialer:            s.cfg.Security.dialer(&kafkago.Dialer{ClientID: clientID, Timeout: 10 * time.Second, DualStack: true}),
 		Topics:            []string{topic},
 		HeartbeatInterval: s.cfg.HeartbeatInterval,
 		SessionTimeout:    s.cfg.SessionTimeout,

@@ -22,7 +22,8 @@ const (
 
 // TableConfig configures NewTable.
 type TableConfig struct {
-	Brokers []string // required, host:port
+	Brokers  []string // required, host:port
+	Security Security // TLS and SASL; zero: plaintext
 	// Topic is required. A missing topic is created with cleanup.policy=compact only: uvr
 	// creates its topics with their full configuration (pipeline/topics) before opening
 	// tables, so this is for tests and tools.
@@ -105,11 +106,11 @@ func NewTable(cfg TableConfig) (*Table, error) {
 	cfg.Partitions = orDefault(cfg.Partitions, DefaultTablePartitions)
 	cfg.TailWait = orDefault(cfg.TailWait, DefaultTableTailWait)
 	cfg.Timeout = orDefault(cfg.Timeout, DefaultTableTimeout)
-	tr := &kafkago.Transport{ClientID: "uvr-table", MetadataTTL: DefaultMetadataTTL}
+	client, tr := cfg.Security.client(cfg.Brokers, cfg.Timeout, &kafkago.Transport{ClientID: "uvr-table", MetadataTTL: DefaultMetadataTTL})
 	return &Table{
 		cfg:     cfg,
 		log:     loggerOrDiscard(cfg.Logger).With("table", cfg.Topic),
-		client:  &kafkago.Client{Addr: kafkago.TCP(cfg.Brokers...), Transport: tr, Timeout: cfg.Timeout},
+		client:  client,
 		tr:      tr,
 		state:   make(map[string]entry),
 		next:    make(map[int]int64),

@@ -34,7 +34,7 @@ func BenchmarkRouterConsume(b *testing.B) {
 			defer cancel()
 			brokers := embeddedBrokerB(b)
 			topic := "bench-" + watermill.NewShortUUID()
-			require.NoError(b, kafka.EnsureTopics(ctx, brokers, []kafka.TopicSpec{{Name: topic, Partitions: 4}}))
+			require.NoError(b, kafka.EnsureTopics(ctx, brokers, kafka.Security{}, []kafka.TopicSpec{{Name: topic, Partitions: 4}}))
 			pub, err := kafka.NewPublisher(kafka.PublisherConfig{Brokers: brokers})
 			require.NoError(b, err)
 			defer pub.Close()

@@ -40,7 +40,7 @@ func testRouterOverKafka(t *testing.T, brokers []string) {
 	defer cancel()
 	suffix := watermill.NewShortUUID()
 	in, poison, group := "events-"+suffix, "poison-"+suffix, "router-"+suffix
-	require.NoError(t, kafka.EnsureTopics(ctx, brokers, []kafka.TopicSpec{{Name: in, Partitions: 1}, {Name: poison, Partitions: 1}}))
+	require.NoError(t, kafka.EnsureTopics(ctx, brokers, kafka.Security{}, []kafka.TopicSpec{{Name: in, Partitions: 1}, {Name: poison, Partitions: 1}}))
 
 	pub, err := kafka.NewPublisher(kafka.PublisherConfig{Brokers: brokers})
 	require.NoError(t, err)

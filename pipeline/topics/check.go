@@ -68,8 +68,8 @@ func (s Status) Worst() Severity {
 // Check reads back the partitions, replication and configuration of every topic of list
 // that exists (a missing topic is reported with Exists false: uvr creates it) and compares
 // them with what uvr needs. It changes nothing on the broker.
-func Check(ctx context.Context, brokers []string, list []Topic) ([]Status, error) {
-	a := newAdmin(brokers)
+func Check(ctx context.Context, brokers []string, sec kafka.Security, list []Topic) ([]Status, error) {
+	a := newAdmin(brokers, sec)
 	defer a.close()
 	return a.check(ctx, list)
 }
@@ -224,8 +224,8 @@ type Change struct {
 // existing ones (one IncrementalAlterConfigs per topic, so a topic never sits between two
 // settings). Running it again changes nothing. A replication factor below the configured one
 // is left as it is: raising it moves partitions between brokers, which is an operator's call.
-func Fix(ctx context.Context, brokers []string, list []Topic) (created []string, changes []Change, err error) {
-	a := newAdmin(brokers)
+func Fix(ctx context.Context, brokers []string, sec kafka.Security, list []Topic) (created []string, changes []Change, err error) {
+	a := newAdmin(brokers, sec)
 	defer a.close()
 	before, err := a.check(ctx, list)
 	if err != nil {
@@ -251,7 +251,7 @@ func Fix(ctx context.Context, brokers []string, list []Topic) (created []string,
 			req.Resources = append(req.Resources, res)
 		}
 	}
-	if err := kafka.EnsureTopics(ctx, brokers, missing); err != nil {
+	if err := kafka.EnsureTopics(ctx, brokers, sec, missing); err != nil {
 		return nil, nil, err
 	}
 	if len(req.Resources) > 0 {
@@ -314,8 +314,8 @@ type admin struct {
 	tr     *kafkago.Transport
 }
 
-func newAdmin(brokers []string) admin {
-	tr := &kafkago.Transport{ClientID: "uvr-topics"}
+func newAdmin(brokers []string, sec kafka.Security) admin {
+	tr := sec.Transport(&kafkago.Transport{ClientID: "uvr-topics"})
 	return admin{client: &kafkago.Client{Addr: kafkago.TCP(brokers...), Transport: tr, Timeout: 10 * time.Second}, tr: tr}
 }
 

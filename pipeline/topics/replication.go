@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/uvrhq/uvr/pipeline/kafka"
 )
 
 // Replication resolves the replication factor and min.insync.replicas uvr creates its topics
@@ -46,8 +48,8 @@ func Replication(brokers, rf, minISR int) (replication, minInsync int, err error
 }
 
 // BrokerCount is the number of brokers the cluster metadata lists.
-func BrokerCount(ctx context.Context, brokers []string) (int, error) {
-	a := newAdmin(brokers)
+func BrokerCount(ctx context.Context, brokers []string, sec kafka.Security) (int, error) {
+	a := newAdmin(brokers, sec)
 	defer a.close()
 	md, err := a.metadata(ctx, nil)
 	if err != nil {

@@ -102,15 +102,15 @@ func TestCheckAndFix(t *testing.T) {
 
 			// An events topic of an older uvr (no configuration: the broker's 7 days), and a
 			// state topic someone switched to delete with a week of retention.
-			require.NoError(t, kafka.EnsureTopics(ctx, b, []kafka.TopicSpec{
+			require.NoError(t, kafka.EnsureTopics(ctx, b, kafka.Security{}, []kafka.TopicSpec{
 				{Name: events, Partitions: 2},
 				{Name: users, Partitions: 1, Config: map[string]string{"cleanup.policy": "delete", "retention.ms": "604800000"}},
 				overISR,
 			}))
-			created, _, err := topics.Fix(ctx, b, drop(list, events, users, services, syncState))
+			created, _, err := topics.Fix(ctx, b, kafka.Security{}, drop(list, events, users, services, syncState))
 			require.NoError(t, err)
 			assert.Len(t, created, len(list)-4)
-			statuses, err := topics.Check(ctx, b, list)
+			statuses, err := topics.Check(ctx, b, kafka.Security{}, list)
 			require.NoError(t, err)
 			problems := map[string][]string{}
 			for _, st := range statuses {
@@ -141,7 +141,7 @@ func TestCheckAndFix(t *testing.T) {
 				assert.ErrorContains(t, refusal, want)
 			}
 
-			created, changes, err := topics.Fix(ctx, b, list)
+			created, changes, err := topics.Fix(ctx, b, kafka.Security{}, list)
 			require.NoError(t, err)
 			assert.Equal(t, []string{services}, created)
 			changed := map[string]bool{}
@@ -153,7 +153,7 @@ func TestCheckAndFix(t *testing.T) {
 				assert.True(t, changed[want], "Fix sets %s; it changed %v", want, changed)
 			}
 
-			statuses, err = topics.Check(ctx, b, list)
+			statuses, err = topics.Check(ctx, b, kafka.Security{}, list)
 			require.NoError(t, err)
 			for _, st := range statuses {
 				assert.True(t, st.Exists, st.Topic.Spec.Name)
@@ -164,7 +164,7 @@ func TestCheckAndFix(t *testing.T) {
 			assert.Equal(t, "-1", describe(ctx, t, b, events, "retention.ms"))
 			assert.Equal(t, "compact", describe(ctx, t, b, users, "cleanup.policy"))
 
-			created, changes, err = topics.Fix(ctx, b, list)
+			created, changes, err = topics.Fix(ctx, b, kafka.Security{}, list)
 			require.NoError(t, err)
 			assert.Empty(t, created, "idempotent")
 			assert.Empty(t, changes, "idempotent")

@@ -8,6 +8,7 @@ package chstore
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"regexp"
@@ -27,6 +28,9 @@ type Config struct {
 	// Username defaults to "default"; Password defaults to empty.
 	Username string
 	Password string
+	// TLS, when set, encrypts every connection (the server's secure native
+	// port, tcp_port_secure, usually 9440). Nil: plaintext.
+	TLS *tls.Config
 	// DialTimeout bounds connecting. Default 5s.
 	DialTimeout time.Duration
 	// ReadTimeout bounds waiting for the server on an open connection; the
@@ -136,6 +140,7 @@ func options(cfg Config, database string) *clickhouse.Options {
 			Username: cfg.Username,
 			Password: cfg.Password,
 		},
+		TLS:         cfg.TLS,
 		DialTimeout: cfg.DialTimeout,
 		ReadTimeout: cfg.ReadTimeout,
 	}
