@@ -1,0 +1,1 @@
+"""schemathesis hooks of TestAPIConformsToItsDocument (cmd/uvr/conformance_test.go)."""
