@@ -270,8 +270,9 @@ func (s *Server) readJSON(c *gin.Context, v any) error {
 
 // refuseNulls refuses null for a field of the struct v points to: decoding
 // would leave the field as if it were absent, where the document says the
-// field is a string, an object… and null is none of them. Fields v does not
-// have, and every field of a map, take what the document allows.
+// field is a string, an object… and null is none of them. A field tagged
+// api:"nullable" takes null as absent (the document says so); fields v does
+// not have, and every field of a map, take what the document allows.
 func refuseNulls(body []byte, v any) error {
 	t := reflect.TypeOf(v)
 	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
@@ -282,8 +283,9 @@ func refuseNulls(body []byte, v any) error {
 		return nil // json.Unmarshal into v reports it
 	}
 	for i := range t.Elem().NumField() {
-		name, _, _ := strings.Cut(t.Elem().Field(i).Tag.Get("json"), ",")
-		if raw, ok := fields[name]; ok && string(raw) == "null" {
+		field := t.Elem().Field(i)
+		name, _, _ := strings.Cut(field.Tag.Get("json"), ",")
+		if raw, ok := fields[name]; ok && string(raw) == "null" && field.Tag.Get("api") != "nullable" {
 			return fieldError(name, name+" must not be null: leave it out instead")
 		}
 	}
