@@ -372,3 +372,20 @@ func enumOf(t *testing.T, doc *openapi3.T, schema string) []string {
 	}
 	return out
 }
+
+// Every route that reads a body documents the 413 of a body over its limit
+// (readBody), and every route behind authentication its 401.
+func TestOpenAPIDocumentsTheLimits(t *testing.T) {
+	t.Parallel()
+	doc := openapiDoc(t)
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.RequestBody != nil {
+				assert.NotNil(t, op.Responses.Value("413"), "%s %s reads a body: document its 413", method, path)
+			}
+			if op.Security == nil || len(*op.Security) > 0 {
+				assert.NotNil(t, op.Responses.Value("401"), "%s %s needs credentials: document its 401", method, path)
+			}
+		}
+	}
+}
