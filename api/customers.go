@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -175,12 +174,12 @@ func (s *Server) splitCustomer(c *gin.Context) {
 func (s *Server) listReferences(c *gin.Context) {
 	unmapped := false
 	if v, ok := c.GetQuery("unmapped"); ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			s.writeError(c, invalid("unmapped must be true or false"))
+		// Exactly the document's boolean: strconv.ParseBool would take 1, t, TRUE…
+		if v != "true" && v != "false" {
+			s.writeError(c, invalidParam("unmapped", "must be true or false, got "+quote(v)))
 			return
 		}
-		unmapped = b
+		unmapped = v == "true"
 	}
 	limit, offset, err := pageParams(c, maxPageRows, maxPageRows)
 	if err != nil {

@@ -1,10 +1,12 @@
 package api
 
 import (
+	"fmt"
 	"maps"
 	"regexp"
 	"slices"
 	"time"
+	_ "time/tzdata" // loadZone: the zones work on a host without /usr/share/zoneinfo (a distroless image)
 
 	"github.com/gin-gonic/gin"
 	"github.com/shopspring/decimal"
@@ -180,9 +182,9 @@ func (s *Server) rangeParams(c *gin.Context) (aggregates.Range, *time.Location, 
 	}
 	loc := time.UTC
 	if v := c.Query("tz"); v != "" {
-		l, err := time.LoadLocation(v)
-		if err != nil || v == "Local" {
-			return r, nil, invalidParam("tz", "must be an IANA time zone such as Europe/Paris, got "+quote(v))
+		l, err := loadZone(v)
+		if err != nil {
+			return r, nil, err
 		}
 		loc = l
 	}
@@ -196,6 +198,9 @@ func (s *Server) rangeParams(c *gin.Context) (aggregates.Range, *time.Location, 
 		r.End = d
 	}
 	r.Start = r.End.AddDays(-(defaultDashboardDays - 1))
+	if r.Start.Before(firstDay) {
+		r.Start = firstDay // end_date in January 1970: the range starts where dates do
+	}
 	if v := c.Query("start_date"); v != "" {
 		d, err := rawevents.ParseDate(v)
 		if err != nil {
@@ -210,6 +215,27 @@ func (s *Server) rangeParams(c *gin.Context) (aggregates.Range, *time.Location, 
 		return r, nil, invalidParam("end_date", err.Error())
 	}
 	return r, loc, nil
+}
+
+// firstDay is the first day a range may hold (rawevents.DashboardQuery).
+var firstDay = rawevents.Date{Year: 1970, Month: time.January, Day: 1}
+
+// loadZone is the zone tz names: one of the document's TimeZone enum (the
+// IANA database embedded by time/tzdata, so that no host's files decide
+// which names work), else a 400 naming it.
+func loadZone(name string) (*time.Location, error) {
+	zones, err := openapiTimeZones()
+	if err != nil {
+		return nil, err
+	}
+	if !zones[name] {
+		return nil, invalidParam("tz", "must be an IANA time zone such as Europe/Paris (the list is in /api/openapi.json, TimeZone), got "+quote(name))
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("time zone %s of the document does not load: %w", name, err)
+	}
+	return loc, nil
 }
 
 // invalidParam is a 400 naming the query parameter at fault.

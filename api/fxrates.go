@@ -143,6 +143,9 @@ func (s *Server) decodeBody(c *gin.Context, v any) error {
 	if err != nil {
 		return err
 	}
+	if err := refuseNulls(body, v); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -3,6 +3,7 @@ package api
 import (
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -100,6 +101,32 @@ func jsonValue(v any, path string) (any, error) {
 		return v, nil
 	}
 }
+
+// openapiTimeZones is the set of the document's TimeZone enum: the names the
+// tz parameter takes (loadZone). The list is read from the document so that
+// what clients are told and what the server accepts are one list.
+var openapiTimeZones = sync.OnceValues(func() (map[string]bool, error) {
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				TimeZone struct {
+					Enum []string `yaml:"enum"`
+				} `yaml:"TimeZone"`
+			} `yaml:"schemas"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(openapiYAML, &doc); err != nil {
+		return nil, fmt.Errorf("openapi.yaml: %w", err)
+	}
+	zones := make(map[string]bool, len(doc.Components.Schemas.TimeZone.Enum))
+	for _, z := range doc.Components.Schemas.TimeZone.Enum {
+		zones[z] = true
+	}
+	if len(zones) == 0 || zones["Local"] {
+		return nil, errors.New("openapi.yaml: components.schemas.TimeZone.enum is empty or lists Local")
+	}
+	return zones, nil
+})
 
 // openapiJSON serves GET /api/openapi.json.
 func (s *Server) openapiJSON(c *gin.Context) {

@@ -26,6 +26,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/uvrhq/uvr/api"
+	"github.com/uvrhq/uvr/connectors/catalog"
 	"github.com/uvrhq/uvr/deploy/servicetest"
 	"github.com/uvrhq/uvr/pipeline/event"
 	"github.com/uvrhq/uvr/pipeline/kafka"
@@ -327,4 +328,64 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 	})
 	var resErr *openapi3filter.ResponseError
 	require.True(t, errors.As(err, &resErr), "a problem without its reason is rejected: %v", err)
+}
+
+// The document's lists are the server's: every service type of the catalog
+// and no other, and time zones that all load (the server accepts exactly
+// the document's TimeZone enum, a name outside it is a 400).
+func TestOpenAPIEnumsAreTheServers(t *testing.T) {
+	t.Parallel()
+	doc := openapiDoc(t)
+	var types []string
+	for _, typ := range catalog.Builtin() {
+		types = append(types, typ.Name)
+	}
+	sort.Strings(types)
+	assert.Equal(t, types, enumOf(t, doc, "ServiceTypeName"), "components.schemas.ServiceTypeName.enum")
+
+	zones := enumOf(t, doc, "TimeZone")
+	require.Greater(t, len(zones), 400)
+	for _, z := range zones {
+		_, err := time.LoadLocation(z)
+		assert.NoError(t, err, "TimeZone %s", z)
+	}
+	h := openapiHandler(t)
+	for _, tc := range []struct {
+		tz   string
+		want int
+	}{{"Europe/Paris", http.StatusOK}, {"America/Argentina/Buenos_Aires", http.StatusOK}, {"UTC", http.StatusOK},
+		{"Local", http.StatusBadRequest}, {"Mars/Olympus", http.StatusBadRequest}, {"europe/paris", http.StatusBadRequest}} {
+		rec := get(t, h, "/api/dashboard?tz="+tc.tz)
+		assert.Equal(t, tc.want, rec.Code, "tz=%s: %s", tc.tz, rec.Body.String())
+	}
+}
+
+func enumOf(t *testing.T, doc *openapi3.T, schema string) []string {
+	t.Helper()
+	ref, ok := doc.Components.Schemas[schema]
+	require.True(t, ok, "components.schemas.%s", schema)
+	var out []string
+	for _, v := range ref.Value.Enum {
+		s, ok := v.(string)
+		require.True(t, ok, "%s: %v", schema, v)
+		out = append(out, s)
+	}
+	return out
+}
+
+// Every route that reads a body documents the 413 of a body over its limit
+// (readBody), and every route behind authentication its 401.
+func TestOpenAPIDocumentsTheLimits(t *testing.T) {
+	t.Parallel()
+	doc := openapiDoc(t)
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.RequestBody != nil {
+				assert.NotNil(t, op.Responses.Value("413"), "%s %s reads a body: document its 413", method, path)
+			}
+			if op.Security == nil || len(*op.Security) > 0 {
+				assert.NotNil(t, op.Responses.Value("401"), "%s %s needs credentials: document its 401", method, path)
+			}
+		}
+	}
 }

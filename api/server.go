@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -182,6 +183,7 @@ type Server struct {
 	http    *http.Server
 	logins  *loginGuard
 	origins map[string]bool // CORSOrigins
+	static  map[string][]string
 }
 
 // New builds the routes. It does not listen yet.
@@ -213,7 +215,7 @@ func New(cfg Config) (*Server, error) {
 	// credentials and must be answered as such. limitBody before any handler
 	// reads a body: every route has a ceiling, routes with smaller bodies
 	// set their own on top.
-	e.Use(s.recoverer, s.observe, corsMiddleware(s.origins), s.limitBody)
+	e.Use(s.recoverer, s.observe, corsMiddleware(s.origins), s.staticOnly, s.limitBody)
 	e.GET("/health", s.health)
 	api := e.Group("/api", s.authenticate) // auth.go: public routes pass
 	api.GET("/health", s.health)
@@ -244,10 +246,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Gatherer != nil {
 		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{Registry: cfg.Registerer})))
 	}
+	s.static = staticRoutes(e.Routes())
 	e.NoMethod(func(c *gin.Context) {
-		// Gin has set Allow to the methods the path has.
-		s.writeError(c, &Error{Kind: KindMethodNotAllowed, Detail: fmt.Sprintf(
-			"%s is not allowed on %s; allowed: %s", c.Request.Method, c.Request.URL.Path, c.Writer.Header().Get("Allow"))})
+		// Gin has set Allow to the methods whose routes match the path; a
+		// static path has only its own (see staticRoutes).
+		if methods, ok := s.static[c.Request.URL.Path]; ok {
+			c.Header("Allow", strings.Join(methods, ", "))
+		}
+		s.methodNotAllowed(c)
 	})
 	e.NoRoute(func(c *gin.Context) {
 		if s.serveWeb(c) {
@@ -286,6 +292,41 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting requests and waits for those in flight.
 func (s *Server) Shutdown(ctx context.Context) error {
 	return s.http.Shutdown(ctx)
+}
+
+// staticRoutes maps each path without parameters to the methods it is
+// registered with. Such a path is that resource alone: /api/customers/link
+// takes POST only, even though GET /api/customers/:id would match its text.
+// Without this rule GET /api/customers/link asked for a customer named
+// "link" and Allow listed GET on a path the document gives only POST.
+func staticRoutes(routes gin.RoutesInfo) map[string][]string {
+	static := map[string][]string{}
+	for _, r := range routes {
+		if !strings.ContainsAny(r.Path, ":*") {
+			static[r.Path] = append(static[r.Path], r.Method)
+		}
+	}
+	for _, methods := range static {
+		slices.Sort(methods)
+	}
+	return static
+}
+
+// staticOnly answers 405 for a request a parameter route matched on a path
+// that is a static route of other methods (staticRoutes).
+func (s *Server) staticOnly(c *gin.Context) {
+	if methods, ok := s.static[c.Request.URL.Path]; ok && c.FullPath() != c.Request.URL.Path && !slices.Contains(methods, c.Request.Method) {
+		c.Header("Allow", strings.Join(methods, ", "))
+		s.methodNotAllowed(c)
+		return
+	}
+	c.Next()
+}
+
+// methodNotAllowed is the 405 of a method the path does not have; Allow is set.
+func (s *Server) methodNotAllowed(c *gin.Context) {
+	s.writeError(c, &Error{Kind: KindMethodNotAllowed, Detail: fmt.Sprintf(
+		"%s is not allowed on %s; allowed: %s", c.Request.Method, c.Request.URL.Path, c.Writer.Header().Get("Allow"))})
 }
 
 // recoverer turns a panic in a handler into a logged 500 instead of a dropped

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -246,8 +248,15 @@ func (s *Server) readJSON(c *gin.Context, v any) error {
 	if err != nil {
 		return err
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
 		return invalid("request body is empty: a JSON object is expected")
+	}
+	if body[0] != '{' {
+		return invalid("request body is not a JSON object")
+	}
+	if err := refuseNulls(body, v); err != nil {
+		return err
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		var typeErr *json.UnmarshalTypeError
@@ -255,6 +264,30 @@ func (s *Server) readJSON(c *gin.Context, v any) error {
 			return invalid(fmt.Sprintf("field %s must be a JSON %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String())))
 		}
 		return invalid("request body is not a valid JSON object")
+	}
+	return nil
+}
+
+// refuseNulls refuses null for a field of the struct v points to: decoding
+// would leave the field as if it were absent, where the document says the
+// field is a string, an object… and null is none of them. A field tagged
+// api:"nullable" takes null as absent (the document says so); fields v does
+// not have, and every field of a map, take what the document allows.
+func refuseNulls(body []byte, v any) error {
+	t := reflect.TypeOf(v)
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return nil // json.Unmarshal into v reports it
+	}
+	for i := range t.Elem().NumField() {
+		field := t.Elem().Field(i)
+		name, _, _ := strings.Cut(field.Tag.Get("json"), ",")
+		if raw, ok := fields[name]; ok && string(raw) == "null" && field.Tag.Get("api") != "nullable" {
+			return fieldError(name, name+" must not be null: leave it out instead")
+		}
 	}
 	return nil
 }

@@ -70,8 +70,8 @@ type simulateRequest struct {
 	EndDate    string          `json:"end_date"`
 	Currency   string          `json:"currency"`
 	Basis      string          `json:"basis"`
-	Plan       *planRequest    `json:"plan"`
-	RateCard   json.RawMessage `json:"rate_card"`
+	Plan       *planRequest    `json:"plan" api:"nullable"`
+	RateCard   json.RawMessage `json:"rate_card" api:"nullable"`
 }
 
 type planRequest struct {
@@ -158,6 +158,10 @@ func (s *Server) simulate(c *gin.Context) {
 	var req simulateRequest
 	raw, err := s.readBody(c, maxSimulateBody)
 	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if err := refuseNulls(raw, &req); err != nil {
 		s.writeError(c, err)
 		return
 	}
