@@ -571,17 +571,21 @@ type currencyScope int
 
 const (
 	allCurrencies   currencyScope = iota
-	onlyCurrency                  // r.Currency's rows
+	onlyCurrency                  // r.Currency's rows, and those without a currency
 	otherCurrencies               // every other currency's rows
 )
+
+// A row without a currency carries no money: usage with neither a cost nor
+// a price (a priced row takes its rate card's currency). It needs no
+// conversion, so it goes with r.Currency's rows.
 
 // where is the scope's condition and the arguments with its own appended.
 func (s currencyScope) where(r Range, args []any) (string, []any) {
 	switch s {
 	case onlyCurrency:
-		return " AND currency = ?", append(args, r.Currency)
+		return " AND currency IN (?, '')", append(args, r.Currency)
 	case otherCurrencies:
-		return " AND currency != ?", append(args, r.Currency)
+		return " AND currency NOT IN (?, '')", append(args, r.Currency)
 	}
 	return "", args
 }

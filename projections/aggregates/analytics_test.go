@@ -44,12 +44,12 @@ ORDER BY day, customer, src, ext, plan, currency`, sql)
 	sql, args = usageSQL(r, mapping{}, false, onlyCurrency)
 	assert.Equal(t, `SELECT day, '' AS customer, '' AS src, '' AS ext, feature, currency, sum(quantity) AS quantity, sum(unpriced_quantity) AS unpriced_quantity, sum(cost) AS cost
 FROM daily_usage FINAL
-WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?) AND currency = ?
+WHERE events > 0 AND day >= toDate(?) AND day <= toDate(?) AND currency IN (?, '')
 GROUP BY day, feature, currency
 ORDER BY day, feature, currency`, sql)
 	assert.Equal(t, []any{"2026-03-01", "2026-03-09", "USD"}, args)
 	sql, args = revenueSQL(r, m, true, otherCurrencies)
-	assert.Contains(t, sql, "AND currency != ?\nGROUP BY day, customer, src, ext, plan, currency")
+	assert.Contains(t, sql, "AND currency NOT IN (?, '')\nGROUP BY day, customer, src, ext, plan, currency")
 	assert.Equal(t, []any{m.keys, m.ids, "2026-03-01", "2026-03-09", "USD"}, args)
 
 	sql, args = revenueItemsSQL(r, m)
