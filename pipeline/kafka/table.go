@@ -78,9 +78,10 @@ type Table struct {
 	openMu     sync.Mutex
 	partitions []int // nil until the topic is ensured
 
-	mu    sync.RWMutex
-	state map[string]entry
-	next  map[int]int64 // per partition: the offset of the next record to apply
+	mu      sync.RWMutex
+	state   map[string]entry
+	next    map[int]int64 // per partition: the offset of the next record to apply
+	changes uint64        // counts the changes of state (Version)
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -140,6 +141,15 @@ func (t *Table) Position(key string) (partition int, offset int64, ok bool) {
 		return 0, 0, false
 	}
 	return e.partition, e.offset, true
+}
+
+// Version counts the changes applied to the map: when it is the same, All
+// returns the same map. Readers that derive something costly from All (the
+// customer directory's resolution) recompute it only when Version moved.
+func (t *Table) Version() uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.changes
 }
 
 // All returns a copy of the whole map.
@@ -481,6 +491,7 @@ func (t *Table) apply(p int, offset int64, key string, value []byte, fromLog boo
 	if cur, ok := t.state[key]; ok && cur.partition == p && cur.offset > offset {
 		return // a newer write of this key is already applied
 	}
+	t.changes++
 	switch {
 	case value != nil:
 		t.state[key] = entry{value: bytes.Clone(value), partition: p, offset: offset}

@@ -126,11 +126,21 @@ func TestTableSecondInstanceSeesWritesAfterSync(t *testing.T) {
 	assert.Equal(t, "from-b", string(va))
 	assert.Equal(t, "from-b", string(vb))
 
-	// b deletes; a sees the tombstone after Sync.
+	// b deletes; a sees the tombstone after Sync, and its Version moves with
+	// it (what the customer directory's cached resolution keys on); reads and
+	// a Sync that finds nothing new leave it as it is.
+	before := a.Version()
+	require.NoError(t, a.Sync(ctx))
+	a.All()
+	assert.Equal(t, before, a.Version(), "nothing changed")
 	require.NoError(t, b.Delete(ctx, "svc-1"))
 	require.NoError(t, a.Sync(ctx))
 	_, ok := a.Get("svc-1")
 	assert.False(t, ok)
+	assert.Greater(t, a.Version(), before, "another instance's delete, read by Sync")
+	before = a.Version()
+	require.NoError(t, a.Put(ctx, "svc-3", []byte(`{}`)))
+	assert.Greater(t, a.Version(), before, "an own write")
 }
 
 // An instance's own write is visible at once, before its tail has read the older records of

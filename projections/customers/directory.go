@@ -30,6 +30,8 @@ type Table interface {
 	Get(key string) ([]byte, bool)
 	All() map[string][]byte
 	Sync(ctx context.Context) error
+	// Version changes whenever All's answer may have.
+	Version() uint64
 }
 
 // Config configures New.
@@ -67,6 +69,11 @@ type Directory struct {
 	cfg Config
 	log *slog.Logger
 	mu  sync.Mutex // one writer per instance: read-modify-write of records
+
+	cacheMu      sync.Mutex // guards the resolution of the table at cacheVersion
+	cached       bool
+	cacheVersion uint64
+	cache        Resolution
 }
 
 // New builds a Directory. It does no I/O.
@@ -163,7 +170,7 @@ func (d *Directory) observeSeen(ctx context.Context, ref Ref, ev event.Event) er
 // copy: an unknown reference is its own customer (SelfID), the unmapped
 // reference the unmapped customer.
 func (d *Directory) Resolve(ref Ref) string {
-	res := Resolve(d.state())
+	res := d.resolution()
 	if l, ok := res.Links[ref]; ok {
 		return l.CustomerID
 	}
@@ -176,7 +183,7 @@ func (d *Directory) Resolve(ref Ref) string {
 // to all history without re-ingesting. A reference missing from it is its
 // own customer, SelfID(ref).
 func (d *Directory) Snapshot() map[Ref]string {
-	res := Resolve(d.state())
+	res := d.resolution()
 	out := make(map[Ref]string, len(res.Links))
 	for r, l := range res.Links {
 		out[r] = l.CustomerID
@@ -426,11 +433,27 @@ func (d *Directory) resolved(ctx context.Context) (Resolution, error) {
 	if err := d.Sync(ctx); err != nil {
 		return Resolution{}, err
 	}
-	return Resolve(d.state()), nil
+	return d.resolution(), nil
+}
+
+// resolution is Resolve of the table's records, computed again only when the
+// table changed: decoding every record and resolving every reference is
+// what each query through the directory (every dashboard, customer list and
+// analytics request) would otherwise pay. The Resolution is shared: callers
+// read it and copy what they hand out.
+func (d *Directory) resolution() Resolution {
+	v := d.cfg.Table.Version() // before reading: a change after it recomputes next time
+	d.cacheMu.Lock()
+	defer d.cacheMu.Unlock()
+	if d.cached && d.cacheVersion == v {
+		return d.cache
+	}
+	d.cache, d.cacheVersion, d.cached = Resolve(d.state()), v, true
+	return d.cache
 }
 
 func (d *Directory) get(id string) (Customer, error) {
-	c, ok := Resolve(d.state()).Lookup(id)
+	c, ok := d.resolution().Lookup(id)
 	if !ok {
 		return Customer{}, newError(KindNotFound, fmt.Sprintf("customer %s not found", id), nil)
 	}
