@@ -113,7 +113,7 @@ func (w *Writer) lookupLines(ctx context.Context, batch []*rawevents.Row) (map[i
 	for _, chunk := range chunkIdentities(ids, maxLookupBytes) {
 		sql, args := currentLinesSQL(chunk)
 		err := chstore.QueryRows(ctx, w.conn, sql, args, func(scan func(...any) error) error {
-			ev, _, err := scanLineEvent(scan)
+			ev, err := scanLineEvent(scan)
 			if err != nil {
 				return err
 			}
@@ -132,7 +132,7 @@ const lineColumns = `source, id, rev, time, customer_source, customer_external_i
 
 // scanLineEvent reads lineColumns back into the event fields lineDays and
 // insertLines use.
-func scanLineEvent(scan func(...any) error) (event.Event, uint64, error) {
+func scanLineEvent(scan func(...any) error) (event.Event, error) {
 	var (
 		ev         event.Event
 		rev        uint64
@@ -141,12 +141,12 @@ func scanLineEvent(scan func(...any) error) (event.Event, uint64, error) {
 	)
 	d := &ev.Data
 	if err := scan(&ev.Source, &ev.ID, &rev, &ev.Time, &d.Customer.Source, &d.Customer.ExternalID, &d.Kind, &d.Currency, &d.Plan, &amount, &start, &end); err != nil {
-		return ev, 0, err
+		return ev, err
 	}
 	ev.Type = event.TypeRevenue
 	d.Amount, d.PeriodStart, d.PeriodEnd = &amount, start, end
-	d.Version, d.Void = uint32(rev/2), rev%2 == 1
-	return ev, rev, nil
+	d.Version, d.Void = uint32(rev/2), rev%2 == 1 // Row.Rev gives it back
+	return ev, nil
 }
 
 func daysOf(ls []lineDay) []rawevents.Date {
@@ -210,7 +210,7 @@ func (a *Aggregator) backfillLines(ctx context.Context) error {
 	}
 	sql := `SELECT ` + lineColumns + ` FROM ` + rawevents.TableRevenue + ` FINAL`
 	err := chstore.QueryRows(ctx, a.conn, sql, nil, func(scan func(...any) error) error {
-		ev, _, err := scanLineEvent(scan)
+		ev, err := scanLineEvent(scan)
 		if err != nil {
 			return err
 		}

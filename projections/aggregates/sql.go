@@ -41,14 +41,14 @@ type identity struct {
 	source, id string
 }
 
-// currentSQL looks up the current version (rev and day) of identities in a
-// raw table: point lookups on its primary key (source, id).
+// currentSQL looks up the day of the current version of identities in a raw
+// table: point lookups on its primary key (source, id).
 func currentSQL(rawTable string, ids []identity) (string, []any) {
 	set := clickhouse.GroupSet{Value: make([]any, len(ids))}
 	for i, id := range ids {
 		set.Value[i] = clickhouse.GroupSet{Value: []any{id.source, id.id}}
 	}
-	return `SELECT source, id, rev, day
+	return `SELECT source, id, day
 FROM ` + rawTable + ` FINAL
 WHERE (source, id) IN ?`, []any{set}
 }

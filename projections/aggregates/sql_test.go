@@ -34,7 +34,7 @@ func TestSQLBuilders(t *testing.T) {
 				_, a := currentSQL("usage_events", []identity{{"a", "1"}, {"b", "2"}})
 				return a
 			}(),
-			wantSQL: `SELECT source, id, rev, day
+			wantSQL: `SELECT source, id, day
 FROM usage_events FINAL
 WHERE (source, id) IN ?`,
 			wantArgs: []any{clickhouse.GroupSet{Value: []any{

@@ -116,14 +116,15 @@ func (w *Writer) WriteBefore(ctx context.Context, rows []rawevents.Row) error {
 		}
 	}
 	// The days the revisions leave: their identities' current versions.
-	usageBefore, err := w.lookup(ctx, rawevents.TableUsage, revisionsOf(usage))
+	usageRevisions, revenueRevisions := revisionsOf(usage), revisionsOf(revenue)
+	usageBefore, err := w.lookup(ctx, rawevents.TableUsage, usageRevisions)
 	if err != nil {
 		return err
 	}
-	for _, days := range usageBefore {
-		mark(KindUsage, days...)
+	for _, day := range usageBefore {
+		mark(KindUsage, day)
 	}
-	linesBefore, err := w.lookupLines(ctx, revisionsOf(revenue))
+	linesBefore, err := w.lookupLines(ctx, revenueRevisions)
 	if err != nil {
 		return err
 	}
@@ -150,7 +151,7 @@ func (w *Writer) WriteBefore(ctx context.Context, rows []rawevents.Row) error {
 	// After the by-day rows: a revision whose rows failed to insert (a
 	// value no table holds, set aside as a dead letter) must not hide the
 	// version before it.
-	if err := w.insertRevisions(ctx, slices.Concat(revisionsOf(usage), revisionsOf(revenue))); err != nil {
+	if err := w.insertRevisions(ctx, slices.Concat(usageRevisions, revenueRevisions)); err != nil {
 		return err
 	}
 	for _, r := range usageOut {
@@ -204,11 +205,11 @@ func byDay(batch []*rawevents.Row) []byDayRow {
 	return out
 }
 
-// lookup reads the days the current versions of batch's identities count on
-// in rawTable.
-func (w *Writer) lookup(ctx context.Context, rawTable string, batch []*rawevents.Row) (map[identity][]rawevents.Date, error) {
+// lookup reads the day the current version of each of batch's identities
+// counts on in rawTable.
+func (w *Writer) lookup(ctx context.Context, rawTable string, batch []*rawevents.Row) (map[identity]rawevents.Date, error) {
 	ids := identitiesOf(batch)
-	cur := make(map[identity][]rawevents.Date, len(ids))
+	cur := make(map[identity]rawevents.Date, len(ids))
 	for _, chunk := range chunkIdentities(ids, maxLookupBytes) {
 		if err := w.lookupChunk(ctx, rawTable, chunk, cur); err != nil {
 			return nil, err
@@ -245,18 +246,17 @@ func chunkIdentities(ids []identity, max int) [][]identity {
 	return chunks
 }
 
-func (w *Writer) lookupChunk(ctx context.Context, rawTable string, ids []identity, cur map[identity][]rawevents.Date) error {
+func (w *Writer) lookupChunk(ctx context.Context, rawTable string, ids []identity, cur map[identity]rawevents.Date) error {
 	sql, args := currentSQL(rawTable, ids)
 	return chstore.QueryRows(ctx, w.conn, sql, args, func(scan func(...any) error) error {
 		var (
 			id  identity
-			rev uint64
 			day time.Time
 		)
-		if err := scan(&id.source, &id.id, &rev, &day); err != nil {
+		if err := scan(&id.source, &id.id, &day); err != nil {
 			return fmt.Errorf("look up current versions in %s: %w", rawTable, err)
 		}
-		cur[id] = []rawevents.Date{rawevents.DateOf(day)}
+		cur[id] = rawevents.DateOf(day)
 		return nil
 	})
 }
