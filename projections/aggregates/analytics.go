@@ -290,26 +290,23 @@ func (a *Analytics) points(ctx context.Context, r Range, period Period, g groupi
 		p.Revenue = p.Revenue.Add(rev)
 	}
 
-	// fold adds lines, each already one day × canonical customer × plan or
+	// fold adds a line, already one day × canonical customer × plan or
 	// feature × currency sum, converting its money by the rule.
-	fold := func(lines []line, canonical func(customer, src, ext string) string) error {
-		for _, l := range lines {
-			money, err := conv.convert(l.money, l.currency, l.day)
-			if err != nil {
-				return err
-			}
-			customer := canonical(l.customer, l.src, l.ext)
-			if !l.revenue {
-				// Quantities are not money: only the cost is converted.
-				add(l.day, customer, l.key, l.qty, l.unpriced, money, decimal.Zero)
-				continue
-			}
-			feature, ok := plans[l.key]
-			if !ok || l.key == "" {
-				feature = rawevents.UnattributedFeature
-			}
-			add(l.day, customer, feature, decimal.Zero, decimal.Zero, decimal.Zero, money)
+	fold := func(l line, customer string) error {
+		money, err := conv.convert(l.money, l.currency, l.day)
+		if err != nil {
+			return err
 		}
+		if !l.revenue {
+			// Quantities are not money: only the cost is converted.
+			add(l.day, customer, l.key, l.qty, l.unpriced, money, decimal.Zero)
+			return nil
+		}
+		feature, ok := plans[l.key]
+		if !ok || l.key == "" {
+			feature = rawevents.UnattributedFeature
+		}
+		add(l.day, customer, feature, decimal.Zero, decimal.Zero, decimal.Zero, money)
 		return nil
 	}
 	if g.byCustomer {
@@ -318,38 +315,39 @@ func (a *Analytics) points(ctx context.Context, r Range, period Period, g groupi
 			return nil, fmt.Errorf("customer snapshot: %w", err)
 		}
 		m := newMapping(snap)
-		lines, err := a.lines(ctx, r, m, true, allCurrencies)
-		if err != nil {
-			return nil, err
-		}
-		if err := fold(lines, m.canonical); err != nil {
+		if err := a.eachLine(ctx, r, m, true, allCurrencies, func(l line) error {
+			return fold(l, m.canonical(l.customer, l.src, l.ext))
+		}); err != nil {
 			return nil, err
 		}
 	} else {
 		// The money already in r.Currency needs no conversion: summed over
 		// customers in ClickHouse, with no customer directory in the query.
-		lines, err := a.lines(ctx, r, mapping{}, false, onlyCurrency)
-		if err != nil {
-			return nil, err
-		}
-		if err := fold(lines, func(string, string, string) string { return "" }); err != nil {
+		if err := a.eachLine(ctx, r, mapping{}, false, onlyCurrency, func(l line) error {
+			return fold(l, "")
+		}); err != nil {
 			return nil, err
 		}
 		// Other currencies convert per day × canonical customer × plan or
 		// feature × currency sum (docs/analytics/revenue.md): read per
 		// reference, grouped into canonical customers here — the directory
 		// is read only when there is such money.
-		if lines, err = a.lines(ctx, r, mapping{}, true, otherCurrencies); err != nil {
+		var foreign []line
+		if err := a.eachLine(ctx, r, mapping{}, true, otherCurrencies, func(l line) error {
+			foreign = append(foreign, l)
+			return nil
+		}); err != nil {
 			return nil, err
 		}
-		if len(lines) > 0 {
+		if len(foreign) > 0 {
 			snap, err := a.snapshot(ctx)
 			if err != nil {
 				return nil, fmt.Errorf("customer snapshot: %w", err)
 			}
-			m := newMapping(snap)
-			if err := fold(byCanonical(lines, m.canonical), func(c, _, _ string) string { return c }); err != nil {
-				return nil, err
+			for _, l := range byCanonical(foreign, newMapping(snap).canonical) {
+				if err := fold(l, l.customer); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
@@ -376,9 +374,10 @@ type line struct {
 	money              decimal.Decimal // cost or revenue, in currency
 }
 
-// lines reads the usage and revenue lines of r (see usageSQL, revenueSQL).
-func (a *Analytics) lines(ctx context.Context, r Range, m mapping, byCustomer bool, scope currencyScope) ([]line, error) {
-	var out []line
+// eachLine reads the usage and revenue lines of r (see usageSQL,
+// revenueSQL) and hands each to fn as it comes, so memory follows what fn
+// keeps, not the rows read.
+func (a *Analytics) eachLine(ctx context.Context, r Range, m mapping, byCustomer bool, scope currencyScope, fn func(line) error) error {
 	sql, args := usageSQL(r, m, byCustomer, scope)
 	if err := chstore.QueryRows(m.context(ctx, sql), a.conn, sql, args, func(scan func(...any) error) error {
 		var (
@@ -389,10 +388,9 @@ func (a *Analytics) lines(ctx context.Context, r Range, m mapping, byCustomer bo
 			return err
 		}
 		l.day = rawevents.DateOf(day)
-		out = append(out, l)
-		return nil
+		return fn(l)
 	}); err != nil {
-		return nil, fmt.Errorf("usage from %s: %w", TableDailyUsage, err)
+		return fmt.Errorf("usage from %s: %w", TableDailyUsage, err)
 	}
 	sql, args = revenueSQL(r, m, byCustomer, scope)
 	if err := chstore.QueryRows(m.context(ctx, sql), a.conn, sql, args, func(scan func(...any) error) error {
@@ -402,12 +400,11 @@ func (a *Analytics) lines(ctx context.Context, r Range, m mapping, byCustomer bo
 			return err
 		}
 		l.day = rawevents.DateOf(day)
-		out = append(out, l)
-		return nil
+		return fn(l)
 	}); err != nil {
-		return nil, fmt.Errorf("revenue from %s: %w", TableDailyRevenueLines, err)
+		return fmt.Errorf("revenue from %s: %w", TableDailyRevenueLines, err)
 	}
-	return out, nil
+	return nil
 }
 
 // byCanonical sums lines read per reference into lines per canonical
